@@ -1,0 +1,77 @@
+"""The FastAPI application: routes, error shapes and the lifespan that starts the hub."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+
+from contracts import Envelope
+from hub.api import children, ops, submissions
+from hub.bootstrap import Hub, ProcessRole
+
+__all__ = ["create_app"]
+
+
+def create_app(hub: Hub) -> FastAPI:
+    """An app serving the hub; its lifespan starts and stops the processors of the hub's roles."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app = FastAPI(
+        title="Safeguarding Hub",
+        version="0.1.0",
+        description="Multi-agency child-protection information hub. Every `/api/v1` call "
+        "needs a bearer JWT carrying `sub`, `agency` and `role`.",
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes the rejected input; that could be personal data.
+        detail = [
+            {
+                "loc": ".".join(str(p) for p in err.get("loc", ())),
+                "msg": err.get("msg", ""),
+                "type": err.get("type", ""),
+            }
+            for err in exc.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+    app.include_router(ops.router)
+    if hub.role in (ProcessRole.all, ProcessRole.api):
+        app.include_router(submissions.router)
+        app.include_router(children.router)
+    _document_envelope(app)
+    return app
+
+
+def _document_envelope(app: FastAPI) -> None:
+    """Add the Envelope contract to the OpenAPI components (the submission body refers to it)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            envelope = Envelope.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(envelope.pop("$defs", {}))
+            components["Envelope"] = envelope
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

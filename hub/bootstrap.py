@@ -1,0 +1,136 @@
+"""The composition root: the only place concrete pieces (Kafka, SQL, keys) are chosen and wired."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from hub.auth import TokenIssuer, TokenVerifier
+from hub.crypto.token_keys import load_or_create_signing_key, load_public_key
+from hub.kafka.admin import ensure_topics
+from hub.observability import Metrics, get_logger
+from hub.registry import AgencyRegistry
+from hub.settings import Settings
+from hub.store.db import create_engine, migrate
+from hub.store.repository import SqlStore
+from hub.streams.app import HubStreams
+from hub.streams.ingest import IngestProcessor
+from hub.streams.projector import NarrativeProjector
+from hub.streams.topics import Topics
+
+__all__ = ["Hub", "ProcessRole", "build_hub"]
+
+log = get_logger(__name__)
+
+
+class ProcessRole(StrEnum):
+    """What one process runs: everything (embedded default) or one part, to scale parts apart."""
+
+    all = "all"
+    ingest = "ingest"
+    narrative = "narrative"
+    api = "api"
+
+
+@dataclass
+class Hub:
+    """Every component of one hub process."""
+
+    settings: Settings
+    role: ProcessRole
+    registry: AgencyRegistry
+    metrics: Metrics
+    store: SqlStore
+    topics: Topics
+    streams: HubStreams
+    verifier: TokenVerifier
+    issuer: TokenIssuer | None
+    _started: bool = field(default=False, init=False)
+
+    async def start(self) -> None:
+        """Migrate the store, create missing topics, then connect and start the subscribers."""
+        await migrate(self.store.engine)
+        await ensure_topics(
+            self.settings.bootstrap,
+            self.topics.specs(),
+            replication_factor=self.settings.replication_factor,
+        )
+        await self.streams.broker.start()
+        self._started = True
+        log.info(
+            "hub.started",
+            role=self.role.value,
+            bootstrap=self.settings.bootstrap,
+            store=self.store.engine.dialect.name,
+        )
+
+    async def stop(self) -> None:
+        """Finish in-flight batches (offsets committed), then close Kafka and the store."""
+        if self._started:
+            await self.streams.broker.stop()
+            self._started = False
+        await self.store.engine.dispose()
+        log.info("hub.stopped", role=self.role.value)
+
+    def asyncapi_json(self) -> str:
+        """The AsyncAPI document as JSON text."""
+        spec = self.streams.asyncapi().to_specification()
+        return json.dumps(json.loads(spec.to_json()), indent=2, sort_keys=True)
+
+    def asyncapi_html(self) -> str:
+        """The AsyncAPI document as a self-contained HTML page."""
+        from faststream.specification.asyncapi.site import get_asyncapi_html
+
+        return get_asyncapi_html(self.streams.asyncapi().to_specification())
+
+
+def build_hub(settings: Settings, role: ProcessRole = ProcessRole.all) -> Hub:
+    """Wire a hub process for a role from settings (no I/O beyond reading keys and config)."""
+    registry = AgencyRegistry.load(settings.agencies_file)
+    metrics = Metrics()
+    store = SqlStore(create_engine(settings.db_url))
+    topics = Topics(settings)
+    streams = HubStreams(settings, topics, metrics)
+    keys_dir = settings.data_dir / "keys"
+    issuer: TokenIssuer | None = None
+    if settings.jwt_public_key_file is not None:
+        public_key = load_public_key(settings.jwt_public_key_file)
+    else:
+        private_key = load_or_create_signing_key(keys_dir)
+        public_key = private_key.public_key()
+        issuer = TokenIssuer(
+            private_key, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        )
+    verifier = TokenVerifier(
+        public_key,
+        registry,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        leeway_seconds=settings.jwt_leeway_seconds,
+    )
+    if role in (ProcessRole.all, ProcessRole.ingest):
+        streams.subscribe_ingest(
+            IngestProcessor(
+                store=store,
+                registry=registry,
+                topics=topics,
+                publish=streams.publish,
+                metrics=metrics,
+            )
+        )
+    if role in (ProcessRole.all, ProcessRole.narrative):
+        streams.subscribe_narrative(
+            NarrativeProjector(store=store, topics=topics, publish=streams.publish, metrics=metrics)
+        )
+    return Hub(
+        settings=settings,
+        role=role,
+        registry=registry,
+        metrics=metrics,
+        store=store,
+        topics=topics,
+        streams=streams,
+        verifier=verifier,
+        issuer=issuer,
+    )

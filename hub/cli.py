@@ -1,0 +1,219 @@
+"""The `hub` command line: serve, tokens, replay, dead letters, contracts and the local broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from hub.bootstrap import Hub, ProcessRole, build_hub
+from hub.domain.roles import Role
+from hub.kafka.cli import kafka_app
+from hub.observability import configure_logging
+from hub.settings import Settings, load_settings
+from hub.streams.wire import DeadLetterSource
+
+__all__ = ["app"]
+
+_T = TypeVar("_T")
+
+app = typer.Typer(
+    help="Safeguarding Hub: multi-agency child-protection information hub.", no_args_is_help=True
+)
+app.add_typer(kafka_app, name="kafka", help="Run the local single-node Kafka broker.")
+contracts_app = typer.Typer(help="Wire contracts: JSON Schemas and the AsyncAPI document.")
+dlq_app = typer.Typer(help="Dead letters: list them with reasons, redrive them through ingest.")
+db_app = typer.Typer(help="The store's schema.")
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(db_app, name="db")
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    return settings
+
+
+def _ensure_local_kafka(settings: Settings) -> None:
+    """Start the local broker when no external cluster is configured (the embedded default)."""
+    if settings.kafka_bootstrap:
+        return
+    from hub.kafka.local import LocalKafka
+
+    LocalKafka(settings).start()
+
+
+async def _with_hub(settings: Settings, work: Callable[[Hub], Awaitable[_T]]) -> _T:
+    """Run CLI work against a started hub with no processors (producer and store only)."""
+    hub = build_hub(settings, ProcessRole.api)
+    await hub.start()
+    try:
+        return await work(hub)
+    finally:
+        await hub.stop()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    role: Annotated[
+        ProcessRole, typer.Option(help="Run every part, or one part.")
+    ] = ProcessRole.all,
+) -> None:
+    """Run the hub: every processor and the API in one process, or one part of it."""
+    import uvicorn
+
+    from hub.api.app import create_app
+
+    settings = _settings()
+    _ensure_local_kafka(settings)
+    hub = build_hub(settings, role)
+    uvicorn.run(
+        create_app(hub),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@app.command()
+def token(
+    sub: Annotated[str, typer.Option(help="Subject: the user or system id.")],
+    agency: Annotated[str, typer.Option(help="Registered agency id.")],
+    role: Annotated[Role, typer.Option(help="Role of the caller.")],
+    team: Annotated[str | None, typer.Option(help="Team, if any.")] = None,
+    ttl_minutes: Annotated[int, typer.Option(help="Lifetime in minutes.")] = 480,
+) -> None:
+    """Print a bearer token signed with the hub's local key (alone on the last line)."""
+    settings = _settings()
+    hub = build_hub(settings, ProcessRole.api)
+    if hub.issuer is None:
+        typer.echo(
+            "tokens come from the external issuer (HUB_JWT_PUBLIC_KEY_FILE is set)", err=True
+        )
+        raise typer.Exit(2)
+    if agency not in hub.registry:
+        typer.echo(f"agency {agency!r} is not registered", err=True)
+        raise typer.Exit(2)
+    typer.echo(
+        hub.issuer.issue(
+            sub=sub, agency=agency, role=role, team=team, ttl=timedelta(minutes=ttl_minutes)
+        )
+    )
+
+
+@app.command()
+def replay() -> None:
+    """Rebuild every projection from hub.events (stop the narrative processors first)."""
+    from hub.streams.replay import replay_narrative
+
+    settings = _settings()
+    _ensure_local_kafka(settings)
+    report = asyncio.run(_with_hub(settings, replay_narrative))
+    typer.echo(f"replayed {report.records} records; {report.stored} narrative entries stored")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the store's migrations (also done at every start)."""
+    from hub.store.db import migrate_sync
+
+    settings = _settings()
+    migrate_sync(settings.db_url)
+    typer.echo("store schema is up to date")
+
+
+@contracts_app.command("export")
+def contracts_export(directory: Annotated[Path, typer.Argument(help="Output folder.")]) -> None:
+    """Write a JSON Schema per event type (and the envelope's) to DIRECTORY."""
+    from contracts import export_json_schemas
+
+    written = export_json_schemas(directory)
+    for path in written:
+        typer.echo(str(path))
+
+
+@contracts_app.command("asyncapi")
+def contracts_asyncapi(
+    output: Annotated[Path | None, typer.Option(help="File to write; default stdout.")] = None,
+) -> None:
+    """Print or write the AsyncAPI document of every topic."""
+    settings = _settings()
+    document = build_hub(settings, ProcessRole.all).asyncapi_json()
+    if output is None:
+        typer.echo(document)
+    else:
+        output.write_text(document + "\n", encoding="utf-8")
+        typer.echo(str(output))
+
+
+def _source(source: DeadLetterSource) -> str:
+    return f"{source.topic}[{source.partition}]@{source.offset}"
+
+
+@dlq_app.command("list")
+def dlq_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Show every dead letter with its reason (never its payload)."""
+    from hub.streams.dead_letters import list_dead_letters
+
+    settings = _settings()
+    _ensure_local_kafka(settings)
+    views = asyncio.run(_with_hub(settings, list_dead_letters))
+    for v in views:
+        row = {
+            "dlq_id": v.letter.dlq_id,
+            "failed_at": v.letter.failed_at.isoformat(),
+            "reason": v.letter.reason.value,
+            "detail": v.letter.detail,
+            "fields": [e.loc for e in v.letter.errors],
+            "event_id": v.letter.event_id,
+            "source": _source(v.letter.source),
+            "redriven": v.redriven,
+        }
+        if as_json:
+            typer.echo(json.dumps(row))
+        else:
+            fields = f" fields={','.join(row['fields'])}" if row["fields"] else ""
+            done = " (redriven)" if v.redriven else ""
+            typer.echo(
+                f"{row['dlq_id']} {row['failed_at']} {row['reason']}{done} "
+                f"event={row['event_id']} from={row['source']}{fields}: {row['detail']}"
+            )
+    if not as_json:
+        typer.echo(f"{len(views)} dead letter(s)")
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    ids: Annotated[
+        list[str] | None, typer.Option("--id", help="Dead letter id (repeatable).")
+    ] = None,
+    fixed: Annotated[Path | None, typer.Option(help="A corrected message to send instead.")] = None,
+) -> None:
+    """Send dead letters (all not yet redriven, or the given ids) back through ingest, once."""
+    from hub.streams.dead_letters import RedriveError, redrive
+
+    settings = _settings()
+    _ensure_local_kafka(settings)
+    fixed_bytes = fixed.read_bytes() if fixed else None
+
+    async def work(hub: Hub) -> list[str]:
+        return await redrive(hub, ids=ids or None, fixed=fixed_bytes)
+
+    try:
+        sent = asyncio.run(_with_hub(settings, work))
+    except RedriveError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"redriven {len(sent)} dead letter(s)" + (": " + " ".join(sent) if sent else ""))

@@ -1,0 +1,1 @@
+"""Packaged default configuration (the Northshire demo area's agency registry)."""

@@ -1,0 +1,70 @@
+"""Configuration of the hub, read from ``HUB_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Every knob the hub has; defaults give the embedded single-process deployment."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".hub"), description="Local state: SQLite, keys, Kafka.")
+    kafka_bootstrap: str | None = Field(
+        default=None, description="Kafka bootstrap servers; unset means the local broker."
+    )
+    kafka_port: int = Field(default=19092, description="Client port of the local broker.")
+    kafka_controller_port: int = Field(default=19093, description="Controller port, local broker.")
+    kafka_version: str = Field(default="4.1.1", description="Apache Kafka version to provision.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; unset means SQLite under data_dir."
+    )
+    topic_prefix: str = Field(default="", description="Prefix for every topic (test isolation).")
+    events_partitions: int = Field(default=6, description="Partitions of hub.events.")
+    ingest_partitions: int = Field(default=3, description="Partitions of each ingest topic.")
+    replication_factor: int = Field(default=1, description="Replication of created topics.")
+    group_prefix: str = Field(default="hub", description="Prefix of consumer group ids.")
+    batch_max_records: int = Field(default=500, description="Records per consumer batch.")
+    jwt_issuer: str = Field(default="hub-local", description="Expected JWT issuer.")
+    jwt_audience: str = Field(default="safeguarding-hub", description="Expected JWT audience.")
+    jwt_public_key_file: Path | None = Field(
+        default=None, description="PEM public key of an external issuer; unset: local key."
+    )
+    jwt_leeway_seconds: int = Field(default=30, description="Clock skew allowed on exp/nbf.")
+    agencies_file: Path | None = Field(
+        default=None, description="Agency registry YAML; unset: the packaged Northshire demo."
+    )
+    log_level: str = Field(default="INFO")
+    log_json: bool = Field(default=True, description="JSON logs (False: console renderer).")
+
+    @property
+    def bootstrap(self) -> str:
+        """The Kafka address to use: the configured cluster, else the local broker."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def db_url(self) -> str:
+        """The store's SQLAlchemy URL: the configured one, else SQLite under ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'hub.db').resolve()}"
+
+    @property
+    def kafka_dir(self) -> Path:
+        """Where the local broker keeps its jars cache, config, data and log."""
+        return self.data_dir / "kafka"
+
+    def topic(self, name: str) -> str:
+        """The full name of a topic, with the configured prefix."""
+        return f"{self.topic_prefix}{name}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, with explicit overrides winning."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,340 @@
+"""The SQL store behind the processors and the API: person index, ingest ledger, narrative."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from sqlalchemy import and_, delete, func, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub.domain.identity import LinkDecision, LinkKey
+from hub.domain.narrative import EntryStatus, NarrativeEntry
+from hub.store.schema import (
+    child_identifiers,
+    children,
+    dlq_redrives,
+    ingested_events,
+    narrative_entries,
+    projection_positions,
+)
+
+__all__ = ["PositionedEntry", "SqlStore", "StoredEntry"]
+
+_T = TypeVar("_T")
+_CHUNK = 400  # rows per IN (...) list; stays under SQLite's bound-parameter limit
+
+
+@dataclass(frozen=True, slots=True)
+class PositionedEntry:
+    """A narrative entry with the log position it came from."""
+
+    entry: NarrativeEntry
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """A narrative entry as read back from the store."""
+
+    event_id: str
+    child_id: str
+    event_type: str
+    family: str
+    occurred_at: datetime
+    recorded_at: datetime
+    agency_id: str
+    agency_kind: str
+    summary: str
+    sensitivity: tuple[str, ...]
+    supersedes: str | None
+    status: str
+    superseded_by: str | None
+    payload: dict[str, object]
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything is stored in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterable[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SqlStore:
+    """Repositories over one async engine; every write method runs in the caller's transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    # -- health ---------------------------------------------------------------------------
+    async def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query."""
+        async with self.engine.connect() as conn:
+            await conn.execute(select(1))
+
+    # -- person index ---------------------------------------------------------------------
+    async def known_links(
+        self, conn: AsyncConnection, keys: Iterable[LinkKey]
+    ) -> dict[LinkKey, str]:
+        """Which of these keys already link to a child, and to which."""
+        wanted = sorted(set(keys))
+        found: dict[LinkKey, str] = {}
+        for chunk in _chunks(wanted):
+            rows = await conn.execute(
+                select(
+                    child_identifiers.c.system,
+                    child_identifiers.c.value,
+                    child_identifiers.c.child_id,
+                ).where(
+                    tuple_(child_identifiers.c.system, child_identifiers.c.value).in_(
+                        [(k.system, k.value) for k in chunk]
+                    )
+                )
+            )
+            found.update({LinkKey(r.system, r.value): r.child_id for r in rows})
+        return found
+
+    async def apply_link(
+        self, conn: AsyncConnection, decision: LinkDecision, now: datetime
+    ) -> None:
+        """Create the child if new and attach the decision's keys to it."""
+        if decision.is_new_child:
+            await conn.execute(children.insert().values(child_id=decision.child_id, created_at=now))
+        if decision.attach:
+            await conn.execute(
+                child_identifiers.insert(),
+                [
+                    {
+                        "system": k.system,
+                        "value": k.value,
+                        "child_id": decision.child_id,
+                        "linked_at": now,
+                    }
+                    for k in decision.attach
+                ],
+            )
+
+    async def children_by_identifier(self, system: str, value: str) -> list[str]:
+        """Canonical child ids an identifier links to (zero or one today; a list for merges)."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(child_identifiers.c.child_id).where(
+                    and_(child_identifiers.c.system == system, child_identifiers.c.value == value)
+                )
+            )
+            return sorted({r.child_id for r in rows})
+
+    async def child_exists(self, child_id: str) -> bool:
+        """Whether the person index knows this child."""
+        async with self.engine.connect() as conn:
+            row = await conn.execute(
+                select(children.c.child_id).where(children.c.child_id == child_id)
+            )
+            return row.first() is not None
+
+    # -- ingest ledger --------------------------------------------------------------------
+    async def ingested_hashes(
+        self, conn: AsyncConnection, event_ids: Iterable[str]
+    ) -> dict[str, str]:
+        """Content hashes of the event ids already published to hub.events."""
+        ids = sorted(set(event_ids))
+        found: dict[str, str] = {}
+        for chunk in _chunks(ids):
+            rows = await conn.execute(
+                select(ingested_events.c.event_id, ingested_events.c.content_hash).where(
+                    ingested_events.c.event_id.in_(chunk)
+                )
+            )
+            found.update({r.event_id: r.content_hash for r in rows})
+        return found
+
+    async def record_ingested(
+        self, conn: AsyncConnection, rows: Sequence[tuple[str, str, str]], now: datetime
+    ) -> None:
+        """Remember (event id, content hash, child id) for events now on hub.events."""
+        if not rows:
+            return
+        stmt = self._insert(ingested_events).on_conflict_do_nothing(index_elements=["event_id"])
+        await conn.execute(
+            stmt,
+            [
+                {"event_id": e, "content_hash": h, "child_id": c, "ingested_at": now}
+                for e, h, c in rows
+            ],
+        )
+
+    # -- narrative projection -------------------------------------------------------------
+    async def positions(self, conn: AsyncConnection, projection: str) -> dict[tuple[str, int], int]:
+        """Next offset to apply per (topic, partition) for a projection."""
+        rows = await conn.execute(
+            select(
+                projection_positions.c.topic,
+                projection_positions.c.partition,
+                projection_positions.c.next_offset,
+            ).where(projection_positions.c.projection == projection)
+        )
+        return {(r.topic, r.partition): r.next_offset for r in rows}
+
+    async def apply_entries(
+        self, conn: AsyncConnection, projection: str, items: Sequence[PositionedEntry]
+    ) -> int:
+        """Store entries not yet applied, apply corrections/retractions, advance positions.
+
+        Returns how many entries were newly stored. Safe to call again with the same items.
+        """
+        done = await self.positions(conn, projection)
+        fresh = [i for i in items if i.offset >= done.get((i.topic, i.partition), 0)]
+        if not fresh:
+            return 0
+        rows = [
+            {
+                "event_id": i.entry.event_id,
+                "child_id": i.entry.child_id,
+                "event_type": i.entry.event_type,
+                "family": i.entry.family,
+                "occurred_at": i.entry.occurred_at,
+                "recorded_at": i.entry.recorded_at,
+                "agency_id": i.entry.agency_id,
+                "agency_kind": i.entry.agency_kind,
+                "summary": i.entry.summary,
+                "sensitivity": json.dumps(list(i.entry.sensitivity)),
+                "supersedes": i.entry.supersedes,
+                "status": i.entry.status,
+                "superseded_by": None,
+                "payload": i.entry.payload,
+                "log_partition": i.partition,
+                "log_offset": i.offset,
+            }
+            for i in fresh
+        ]
+        stmt = self._insert(narrative_entries).on_conflict_do_nothing(index_elements=["event_id"])
+        result = await conn.execute(stmt, rows)
+        await self._apply_supersessions(conn, [i.entry for i in fresh])
+        new_positions: dict[tuple[str, int], int] = {}
+        for i in fresh:
+            key = (i.topic, i.partition)
+            new_positions[key] = max(new_positions.get(key, 0), i.offset + 1)
+        upsert = self._insert(projection_positions)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["projection", "topic", "partition"],
+            set_={"next_offset": upsert.excluded.next_offset},
+        )
+        await conn.execute(
+            upsert,
+            [
+                {"projection": projection, "topic": t, "partition": p, "next_offset": o}
+                for (t, p), o in sorted(new_positions.items())
+            ],
+        )
+        return max(result.rowcount or 0, 0)
+
+    async def _apply_supersessions(
+        self, conn: AsyncConnection, entries: Sequence[NarrativeEntry]
+    ) -> None:
+        """Mark what corrections and retractions replace, in whichever order they arrived."""
+        for entry in entries:
+            if entry.supersedes:
+                await self._supersede(conn, entry.supersedes, entry.event_id, entry.status)
+        # A correction or retraction stored before the record it supersedes (a late record).
+        ids = [e.event_id for e in entries]
+        for chunk in _chunks(ids):
+            earlier = await conn.execute(
+                select(
+                    narrative_entries.c.event_id,
+                    narrative_entries.c.supersedes,
+                    narrative_entries.c.status,
+                ).where(narrative_entries.c.supersedes.in_(chunk))
+            )
+            for row in earlier.all():
+                await self._supersede(conn, row.supersedes, row.event_id, row.status)
+
+    @staticmethod
+    async def _supersede(conn: AsyncConnection, target: str, by: str, by_status: str) -> None:
+        status = EntryStatus.RETRACTED if by_status == EntryStatus.NOTICE else EntryStatus.CORRECTED
+        await conn.execute(
+            update(narrative_entries)
+            .where(narrative_entries.c.event_id == target)
+            .values(status=status, superseded_by=by)
+        )
+
+    async def narrative(
+        self, child_id: str, *, include_superseded: bool = False
+    ) -> list[StoredEntry]:
+        """A child's entries in the order things happened (ties by when recorded, then id)."""
+        query = select(narrative_entries).where(narrative_entries.c.child_id == child_id)
+        if not include_superseded:
+            query = query.where(narrative_entries.c.status.in_(sorted(EntryStatus.SHOWN)))
+        query = query.order_by(
+            narrative_entries.c.occurred_at,
+            narrative_entries.c.recorded_at,
+            narrative_entries.c.event_id,
+        )
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(query)
+            return [
+                StoredEntry(
+                    event_id=r.event_id,
+                    child_id=r.child_id,
+                    event_type=r.event_type,
+                    family=r.family,
+                    occurred_at=_utc(r.occurred_at),
+                    recorded_at=_utc(r.recorded_at),
+                    agency_id=r.agency_id,
+                    agency_kind=r.agency_kind,
+                    summary=r.summary,
+                    sensitivity=tuple(json.loads(r.sensitivity)),
+                    supersedes=r.supersedes,
+                    status=r.status,
+                    superseded_by=r.superseded_by,
+                    payload=json.loads(r.payload),
+                )
+                for r in rows
+            ]
+
+    async def reset_projection(self, projection: str) -> None:
+        """Forget a projection's rows and positions so it can be rebuilt from the log."""
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(narrative_entries))
+            await conn.execute(
+                delete(projection_positions).where(projection_positions.c.projection == projection)
+            )
+
+    async def count_entries(self) -> int:
+        """How many narrative entries are stored (any status)."""
+        async with self.engine.connect() as conn:
+            return int(
+                (
+                    await conn.execute(select(func.count()).select_from(narrative_entries))
+                ).scalar_one()
+            )
+
+    # -- dead-letter redrives ---------------------------------------------------------------
+    async def redriven(self, dlq_ids: Iterable[str]) -> set[str]:
+        """Which of these dead letters were already sent back through ingest."""
+        ids = sorted(set(dlq_ids))
+        found: set[str] = set()
+        async with self.engine.connect() as conn:
+            for chunk in _chunks(ids):
+                rows = await conn.execute(
+                    select(dlq_redrives.c.dlq_id).where(dlq_redrives.c.dlq_id.in_(chunk))
+                )
+                found.update(r.dlq_id for r in rows)
+        return found
+
+    async def record_redrive(self, dlq_id: str, target_topic: str, now: datetime) -> None:
+        """Remember that a dead letter was sent back through ingest."""
+        async with self.engine.begin() as conn:
+            stmt = self._insert(dlq_redrives).on_conflict_do_nothing(index_elements=["dlq_id"])
+            await conn.execute(
+                stmt, [{"dlq_id": dlq_id, "redriven_at": now, "target_topic": target_topic}]
+            )

@@ -1,0 +1,242 @@
+"""The ingest processor: validate, de-duplicate, link to a child, publish to `hub.events`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts import ContractValidationError, Envelope, FieldError, parse_envelope
+from contracts.versions import UnsupportedSchemaVersion
+from hub.domain.identity import decide_link, link_keys_for
+from hub.observability import Metrics, get_logger
+from hub.registry import AgencyRegistry
+from hub.store.repository import SqlStore
+from hub.streams.records import ConsumedRecord, Publish
+from hub.streams.topics import Topics
+from hub.streams.wire import DeadLetter, DeadLetterReason, DeadLetterSource, HubEvent, content_hash
+
+__all__ = ["IngestProcessor"]
+
+log = get_logger(__name__)
+
+PROCESSOR = "ingest"
+
+
+@dataclass(slots=True)
+class _Accepted:
+    record: ConsumedRecord
+    envelope: Envelope
+    digest: str
+
+
+class _Rejected(Exception):
+    def __init__(
+        self, reason: DeadLetterReason, detail: str, errors: Sequence[FieldError] = ()
+    ) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.errors = tuple(errors)
+
+
+class IngestProcessor:
+    """Turns a batch of ingest records into `hub.events` records and dead letters.
+
+    At-least-once: everything is published and confirmed by the broker before the batch is
+    recorded as ingested, and the caller commits offsets only after this returns. A crash in
+    between republishes; the projector is idempotent by event id, so nothing is doubled.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: SqlStore,
+        registry: AgencyRegistry,
+        topics: Topics,
+        publish: Publish,
+        metrics: Metrics,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._topics = topics
+        self._publish = publish
+        self._metrics = metrics
+        self._clock = clock
+
+    async def handle_batch(self, records: Sequence[ConsumedRecord]) -> None:
+        """Process one consumed batch; raises on infrastructure faults so it is redelivered."""
+        now = self._clock()
+        pending: list[asyncio.Future[Any]] = []
+        accepted: list[_Accepted] = []
+        for record in records:
+            self._metrics.events_in.labels(PROCESSOR, record.topic).inc()
+            try:
+                accepted.append(self._validate(record))
+            except _Rejected as rejected:
+                pending.append(await self._dead_letter(record, rejected, now, event_id=None))
+        accepted = await self._drop_duplicates(accepted, pending, now)
+        ingested: list[tuple[str, str, str]] = []
+        async with self._store.engine.begin() as conn:
+            for item in accepted:
+                env = item.envelope
+                keys = link_keys_for(
+                    ((i.system.value, i.value) for i in env.person.identifiers),
+                    agency_id=env.agency_id,
+                    subject=env.subject,
+                )
+                if not keys:
+                    pending.append(
+                        await self._dead_letter(
+                            item.record,
+                            _Rejected(
+                                DeadLetterReason.identity_unresolved,
+                                "the person has no identifier and no agency subject reference",
+                            ),
+                            now,
+                            event_id=env.id,
+                        )
+                    )
+                    continue
+                decision = decide_link(keys, await self._store.known_links(conn, keys))
+                await self._store.apply_link(conn, decision, now)
+                if decision.conflicts:
+                    log.warning(
+                        "identity.conflict",
+                        event_id=env.id,
+                        child_id=decision.child_id,
+                        systems=sorted({k.system for k in decision.conflicts}),
+                    )
+                hub_event = HubEvent(
+                    child_id=decision.child_id,
+                    ingested_at=now,
+                    linked_by=decision.linked_by.system if decision.linked_by else keys[0].system,
+                    envelope=env,
+                )
+                pending.append(
+                    await self._publish(
+                        self._topics.events,
+                        hub_event.model_dump_json().encode(),
+                        key=decision.child_id.encode(),
+                        headers={"content-type": "application/json", "event-id": env.id},
+                    )
+                )
+                ingested.append((env.id, item.digest, decision.child_id))
+            # Publish confirmations before the ingest ledger commits: a crash in between
+            # leaves the ledger without the ids, so a redelivery republishes rather than drops.
+            await asyncio.gather(*pending)
+            await self._store.record_ingested(conn, ingested, now)
+        self._metrics.events_out.labels(PROCESSOR, "published").inc(len(ingested))
+        log.debug("ingest.batch_done", records=len(records), published=len(ingested))
+
+    def _validate(self, record: ConsumedRecord) -> _Accepted:
+        try:
+            envelope = parse_envelope(record.value)
+        except UnsupportedSchemaVersion as exc:
+            raise _Rejected(DeadLetterReason.unsupported_schema_version, str(exc)) from exc
+        except ContractValidationError as exc:
+            reason = (
+                DeadLetterReason.not_json
+                if any(e.type == "json_invalid" for e in exc.errors)
+                else DeadLetterReason.contract_invalid
+            )
+            raise _Rejected(reason, "the envelope does not meet the contract", exc.errors) from exc
+        agency_id = envelope.agency_id
+        if agency_id not in self._registry:
+            raise _Rejected(
+                DeadLetterReason.agency_unknown, f"agency {agency_id!r} is not registered"
+            )
+        registered = self._registry.get(agency_id).kind
+        if registered != envelope.agency_kind or self._topics.ingest_kind(record.topic) not in (
+            None,
+            registered,
+        ):
+            raise _Rejected(
+                DeadLetterReason.agency_kind_mismatch,
+                f"agency {agency_id!r} is registered as {registered}, the message says "
+                f"{envelope.agency_kind} on topic {record.topic}",
+            )
+        return _Accepted(record=record, envelope=envelope, digest=content_hash(record.value))
+
+    async def _drop_duplicates(
+        self, items: list[_Accepted], pending: list[asyncio.Future[Any]], now: datetime
+    ) -> list[_Accepted]:
+        """Keep one of each event id; a known id with different content is dead-lettered."""
+        async with self._store.engine.connect() as conn:
+            seen = await self._store.ingested_hashes(conn, (i.envelope.id for i in items))
+        kept: list[_Accepted] = []
+        for item in items:
+            event_id = item.envelope.id
+            previous = seen.get(event_id)
+            if previous is None:
+                seen[event_id] = item.digest
+                kept.append(item)
+            elif previous == item.digest:
+                self._metrics.events_out.labels(PROCESSOR, "duplicate").inc()
+                log.info("ingest.duplicate_skipped", event_id=event_id)
+            else:
+                pending.append(
+                    await self._dead_letter(
+                        item.record,
+                        _Rejected(
+                            DeadLetterReason.duplicate_id_conflict,
+                            "an event with this id was already accepted with different content",
+                        ),
+                        now,
+                        event_id=event_id,
+                    )
+                )
+        return kept
+
+    async def _dead_letter(
+        self, record: ConsumedRecord, rejected: _Rejected, now: datetime, *, event_id: str | None
+    ) -> asyncio.Future[Any]:
+        letter = DeadLetter(
+            dlq_id=uuid.uuid4().hex,
+            reason=rejected.reason,
+            detail=rejected.detail,
+            errors=rejected.errors,
+            processor=PROCESSOR,
+            event_id=event_id or _event_id_of(record.value),
+            source=DeadLetterSource(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key.decode("utf-8", "replace") if record.key else None,
+            ),
+            failed_at=now,
+            original_b64=DeadLetter.encode_original(record.value),
+        )
+        self._metrics.dead_lettered.labels(PROCESSOR, rejected.reason.value).inc()
+        log.warning(
+            "ingest.dead_lettered",
+            dlq_id=letter.dlq_id,
+            reason=rejected.reason.value,
+            event_id=letter.event_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            fields=[e.loc for e in rejected.errors],
+        )
+        return await self._publish(
+            self._topics.dlq,
+            letter.model_dump_json().encode(),
+            key=record.key,
+            headers={"content-type": "application/json", **letter.headers()},
+        )
+
+
+def _event_id_of(raw: bytes) -> str | None:
+    """The event id of an unparseable message, if it has a usable one."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(value, dict) and isinstance(value.get("id"), str) and len(value["id"]) <= 128:
+        return str(value["id"])
+    return None

@@ -1,0 +1,96 @@
+"""Messages the hub itself puts on its topics: `hub.events` records and `hub.dlq` dead letters."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from contracts import Envelope, FieldError
+
+__all__ = [
+    "DeadLetter",
+    "DeadLetterReason",
+    "DeadLetterSource",
+    "HubEvent",
+    "content_hash",
+]
+
+
+def content_hash(raw: bytes) -> str:
+    """SHA-256 of a message's canonical JSON form (key order and spacing do not matter)."""
+    try:
+        canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+    except (ValueError, UnicodeDecodeError):
+        return hashlib.sha256(raw).hexdigest()
+
+
+class HubEvent(BaseModel):
+    """A validated event linked to its canonical child; the value of a `hub.events` record."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    child_id: str = Field(min_length=1, max_length=64)
+    ingested_at: AwareDatetime
+    linked_by: str | None = Field(default=None, description="Identifier system that linked it.")
+    envelope: Envelope
+
+
+class DeadLetterReason(StrEnum):
+    """Machine-readable reasons a message is dead-lettered."""
+
+    not_json = "not_json"
+    contract_invalid = "contract_invalid"
+    unsupported_schema_version = "unsupported_schema_version"
+    agency_unknown = "agency_unknown"
+    agency_kind_mismatch = "agency_kind_mismatch"
+    duplicate_id_conflict = "duplicate_id_conflict"
+    identity_unresolved = "identity_unresolved"
+    hub_event_invalid = "hub_event_invalid"
+
+
+class DeadLetterSource(BaseModel):
+    """Where a dead letter was consumed from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None = None
+
+
+class DeadLetter(BaseModel):
+    """A message the hub could not process, kept whole with the reason (`hub.dlq`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dlq_id: str
+    reason: DeadLetterReason
+    detail: str = Field(description="What is wrong, in words; never contains the payload.")
+    errors: tuple[FieldError, ...] = ()
+    processor: str
+    event_id: str | None = None
+    source: DeadLetterSource
+    failed_at: datetime
+    original_b64: str = Field(description="The original message bytes, base64.")
+
+    @property
+    def original(self) -> bytes:
+        """The original message bytes."""
+        return base64.b64decode(self.original_b64)
+
+    @staticmethod
+    def encode_original(raw: bytes) -> str:
+        """Base64 text for the original bytes."""
+        return base64.b64encode(raw).decode("ascii")
+
+    def headers(self) -> dict[str, Any]:
+        """Kafka headers that let tools filter dead letters without decoding the value."""
+        return {"x-dlq-reason": self.reason.value, "x-dlq-id": self.dlq_id}
