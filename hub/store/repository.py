@@ -186,7 +186,12 @@ class SqlStore:
         return {(r.topic, r.partition): r.next_offset for r in rows}
 
     async def apply_entries(
-        self, conn: AsyncConnection, projection: str, items: Sequence[PositionedEntry]
+        self,
+        conn: AsyncConnection,
+        projection: str,
+        items: Sequence[PositionedEntry],
+        *,
+        now: datetime,
     ) -> int:
         """Store entries not yet applied, apply corrections/retractions, advance positions.
 
@@ -214,6 +219,7 @@ class SqlStore:
                 "payload": i.entry.payload,
                 "log_partition": i.partition,
                 "log_offset": i.offset,
+                "stored_at": now,
             }
             for i in fresh
         ]

@@ -81,6 +81,7 @@ narrative_entries = Table(
     Column("payload", Text, nullable=False),
     Column("log_partition", Integer, nullable=False),
     Column("log_offset", BigInteger, nullable=False),
+    Column("stored_at", DateTime(timezone=True), nullable=False),
     Index("ix_narrative_child_time", "child_id", "occurred_at", "event_id"),
 )
 

@@ -68,9 +68,9 @@ class NarrativeProjector:
                 )
             )
         await asyncio.gather(*pending)
-        async with self._store.engine.begin() as conn:
-            stored = await self._store.apply_entries(conn, NARRATIVE_PROJECTION, items)
         now = self._clock()
+        async with self._store.engine.begin() as conn:
+            stored = await self._store.apply_entries(conn, NARRATIVE_PROJECTION, items, now=now)
         for item in items:
             self._metrics.end_to_end_seconds.observe(
                 max((now - item.entry.recorded_at).total_seconds(), 0.0)

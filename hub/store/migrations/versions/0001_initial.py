@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("log_partition", sa.Integer(), nullable=False),
         sa.Column("log_offset", sa.BigInteger(), nullable=False),
+        sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("event_id", name="pk_narrative_entries"),
     )
     op.create_index(
