@@ -32,10 +32,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def poll(  # noqa: ASYNC109 - a polling deadline, not a cancellation timeout
+async def poll(
     check: Callable[[], Awaitable[_T]],
     *,
-    timeout: float = 30.0,
+    timeout: float = 30.0,  # noqa: ASYNC109 - a polling deadline, not cancellation
     interval: float = 0.1,
 ) -> _T:
     """Call ``check`` until it returns a truthy value; fail with the last value after timeout."""
