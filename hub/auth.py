@@ -13,7 +13,18 @@ from hub.registry import Agency, AgencyRegistry, UnknownAgency
 
 __all__ = ["Caller", "InvalidToken", "TokenIssuer", "TokenVerifier"]
 
-_ALGORITHMS = ["EdDSA", "RS256", "ES256"]
+
+def _algorithms_for(key: Any) -> list[str]:
+    """Only the algorithms that fit the verifying key's type (no algorithm confusion)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        return ["EdDSA"]
+    if isinstance(key, rsa.RSAPublicKey):
+        return ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return ["ES256", "ES384", "ES512"]
+    raise TypeError(f"unsupported token verification key type {type(key).__name__}")
 
 
 class InvalidToken(Exception):
@@ -78,6 +89,7 @@ class TokenVerifier:
         leeway_seconds: int = 30,
     ) -> None:
         self._key = public_key
+        self._algorithms = _algorithms_for(public_key)
         self._registry = registry
         self._issuer = issuer
         self._audience = audience
@@ -89,7 +101,7 @@ class TokenVerifier:
             claims = jwt.decode(
                 token,
                 self._key,
-                algorithms=_ALGORITHMS,
+                algorithms=self._algorithms,
                 audience=self._audience,
                 issuer=self._issuer,
                 leeway=self._leeway,
@@ -99,7 +111,7 @@ class TokenVerifier:
             raise InvalidToken("token has expired") from exc
         except jwt.InvalidSignatureError as exc:
             raise InvalidToken("token signature is not valid") from exc
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:
             raise InvalidToken(f"token is not valid: {exc}") from exc
         try:
             role = Role(str(claims.get("role")))
@@ -110,4 +122,6 @@ class TokenVerifier:
         except UnknownAgency as exc:
             raise InvalidToken("token names an agency that is not registered") from exc
         team = claims.get("team")
+        if team is not None and (not isinstance(team, str) or len(team) > 128):
+            raise InvalidToken("token team claim must be text")
         return Caller(sub=str(claims["sub"]), agency=agency, role=role, team=team or None)

@@ -68,9 +68,13 @@ class AgencyRegistry:
                 text = path.read_text("utf-8")
             except OSError as exc:
                 raise RegistryError(f"cannot read agency registry {path}: {exc.strerror}") from exc
+            except UnicodeDecodeError as exc:
+                raise RegistryError(f"agency registry {path} is not UTF-8 text") from exc
             where = str(path)
         try:
             raw = yaml.safe_load(text)
+            if not isinstance(raw, dict):
+                raise RegistryError(f"{where} must be a mapping with an 'agencies' list")
             parsed = _RegistryFile.model_validate(raw)
         except yaml.YAMLError as exc:
             raise RegistryError(f"{where} is not valid YAML: {exc}") from exc
@@ -79,7 +83,10 @@ class AgencyRegistry:
                 f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
             )
             raise RegistryError(f"{where} is not a valid agency registry: {problems}") from exc
-        return cls([Agency(id=e.id, kind=e.kind, name=e.name) for e in parsed.agencies])
+        try:
+            return cls([Agency(id=e.id, kind=e.kind, name=e.name) for e in parsed.agencies])
+        except RegistryError as exc:
+            raise RegistryError(f"{where}: {exc}") from exc
 
     def get(self, agency_id: str) -> Agency:
         """The agency with this id, or ``UnknownAgency``."""

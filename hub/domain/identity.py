@@ -49,24 +49,39 @@ def link_keys_for(
     return sorted(keys, key=lambda k: (k.rank, k.system, k.value))
 
 
-def new_child_id() -> str:
-    """A fresh canonical child id (opaque, carries no personal data)."""
-    return f"ch-{uuid.uuid4().hex}"
+_CHILD_NAMESPACE = uuid.UUID("6f1d7c8e-2b7a-4c1e-9a53-8d0c6a1f2e41")
+
+
+def new_child_id(seed: str | None = None) -> str:
+    """A canonical child id (opaque, no personal data); the same seed always gives the same id.
+
+    Ingest seeds it with the id of the event that first names the child, so a batch retried
+    after a half-confirmed publish mints the same child again rather than a second one.
+    """
+    if seed is None:
+        return f"ch-{uuid.uuid4().hex}"
+    return f"ch-{uuid.uuid5(_CHILD_NAMESPACE, seed).hex}"
 
 
 def decide_link(
-    keys: list[LinkKey], known: Mapping[LinkKey, str], *, mint: str | None = None
+    keys: list[LinkKey],
+    known: Mapping[LinkKey, str],
+    *,
+    mint: str | None = None,
+    seed: str | None = None,
 ) -> LinkDecision:
     """Link to the child of the strongest known key; never merge two children silently.
 
-    Keys that already point to a *different* child are reported as conflicts and left alone:
-    merging people is a reviewed decision, not a side effect of ingest.
+    A new child gets ``mint`` if given, else an id derived from ``seed`` (the event id), so
+    the same record always mints the same child. Keys that already point to a *different*
+    child are reported as conflicts and left alone: merging people is a reviewed decision,
+    not a side effect of ingest.
     """
     if not keys:
         raise ValueError("a record needs at least one link key to be linked")
     strongest_known = next((k for k in keys if k in known), None)
     if strongest_known is None:
-        child_id = mint or new_child_id()
+        child_id = mint or new_child_id(seed)
         return LinkDecision(child_id=child_id, is_new_child=True, attach=tuple(keys))
     child_id = known[strongest_known]
     attach = tuple(k for k in keys if k not in known)

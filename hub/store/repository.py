@@ -192,13 +192,26 @@ class SqlStore:
         items: Sequence[PositionedEntry],
         *,
         now: datetime,
+        consumed: Sequence[tuple[str, int, int]] = (),
     ) -> int:
         """Store entries not yet applied, apply corrections/retractions, advance positions.
 
-        Returns how many entries were newly stored. Safe to call again with the same items.
+        ``consumed`` lists (topic, partition, offset) of records handled without an entry
+        (dead-lettered), so positions move past them too. Returns how many entries were newly
+        stored. Safe to call again with the same items.
         """
         done = await self.positions(conn, projection)
         fresh = [i for i in items if i.offset >= done.get((i.topic, i.partition), 0)]
+        new_positions: dict[tuple[str, int], int] = {}
+        for topic, partition, offset in [
+            *consumed,
+            *((i.topic, i.partition, i.offset) for i in fresh),
+        ]:
+            key = (topic, partition)
+            if offset >= done.get(key, 0):
+                new_positions[key] = max(new_positions.get(key, 0), offset + 1)
+        if new_positions:
+            await self._save_positions(conn, projection, new_positions)
         if not fresh:
             return 0
         rows = [
@@ -226,10 +239,11 @@ class SqlStore:
         stmt = self._insert(narrative_entries).on_conflict_do_nothing(index_elements=["event_id"])
         result = await conn.execute(stmt, rows)
         await self._apply_supersessions(conn, [i.entry for i in fresh])
-        new_positions: dict[tuple[str, int], int] = {}
-        for i in fresh:
-            key = (i.topic, i.partition)
-            new_positions[key] = max(new_positions.get(key, 0), i.offset + 1)
+        return max(result.rowcount or 0, 0)
+
+    async def _save_positions(
+        self, conn: AsyncConnection, projection: str, positions: dict[tuple[str, int], int]
+    ) -> None:
         upsert = self._insert(projection_positions)
         upsert = upsert.on_conflict_do_update(
             index_elements=["projection", "topic", "partition"],
@@ -239,10 +253,9 @@ class SqlStore:
             upsert,
             [
                 {"projection": projection, "topic": t, "partition": p, "next_offset": o}
-                for (t, p), o in sorted(new_positions.items())
+                for (t, p), o in sorted(positions.items())
             ],
         )
-        return max(result.rowcount or 0, 0)
 
     async def _apply_supersessions(
         self, conn: AsyncConnection, entries: Sequence[NarrativeEntry]

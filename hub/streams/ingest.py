@@ -103,7 +103,11 @@ class IngestProcessor:
                         )
                     )
                     continue
-                decision = decide_link(keys, await self._store.known_links(conn, keys))
+                decision = decide_link(
+                    keys,
+                    await self._store.known_links(conn, keys),
+                    seed=env.id,
+                )
                 await self._store.apply_link(conn, decision, now)
                 if decision.conflicts:
                     log.warning(
@@ -235,7 +239,7 @@ def _event_id_of(raw: bytes) -> str | None:
     """The event id of an unparseable message, if it has a usable one."""
     try:
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if isinstance(value, dict) and isinstance(value.get("id"), str) and len(value["id"]) <= 128:
         return str(value["id"])

@@ -52,25 +52,34 @@ class NarrativeProjector:
         """Apply one batch; returns how many entries were newly stored."""
         items: list[PositionedEntry] = []
         pending: list[asyncio.Future[Any]] = []
-        for record in records:
-            self._metrics.events_in.labels(PROCESSOR, record.topic).inc()
-            try:
-                event = HubEvent.model_validate_json(record.value)
-            except ValidationError as exc:
-                pending.append(await self._dead_letter(record, exc))
-                continue
-            items.append(
-                PositionedEntry(
-                    entry=entry_for(event.envelope, event.child_id),
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                )
-            )
-        await asyncio.gather(*pending)
         now = self._clock()
         async with self._store.engine.begin() as conn:
-            stored = await self._store.apply_entries(conn, NARRATIVE_PROJECTION, items, now=now)
+            done = await self._store.positions(conn, NARRATIVE_PROJECTION)
+            fresh = [r for r in records if r.offset >= done.get((r.topic, r.partition), 0)]
+            for record in fresh:
+                self._metrics.events_in.labels(PROCESSOR, record.topic).inc()
+                try:
+                    event = HubEvent.model_validate_json(record.value)
+                except ValidationError as exc:
+                    pending.append(await self._dead_letter(record, exc))
+                    continue
+                items.append(
+                    PositionedEntry(
+                        entry=entry_for(event.envelope, event.child_id),
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                    )
+                )
+            # Dead letters confirmed before the positions that skip their records commit.
+            await asyncio.gather(*pending)
+            stored = await self._store.apply_entries(
+                conn,
+                NARRATIVE_PROJECTION,
+                items,
+                now=now,
+                consumed=[(r.topic, r.partition, r.offset) for r in fresh],
+            )
         for item in items:
             self._metrics.end_to_end_seconds.observe(
                 max((now - item.entry.recorded_at).total_seconds(), 0.0)
@@ -85,7 +94,10 @@ class NarrativeProjector:
             detail=f"a hub.events record is not a valid hub event ({exc.error_count()} errors)",
             processor=PROCESSOR,
             source=DeadLetterSource(
-                topic=record.topic, partition=record.partition, offset=record.offset
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key.decode("utf-8", "replace") if record.key else None,
             ),
             failed_at=self._clock(),
             original_b64=DeadLetter.encode_original(record.value),

@@ -41,7 +41,9 @@ class Topics:
 
     def ingest_kind(self, topic: str) -> AgencyKind | None:
         """The agency kind an ingest topic carries, or None for any other topic."""
-        bare = topic.removeprefix(self._prefix)
+        if not topic.startswith(self._prefix):
+            return None
+        bare = topic[len(self._prefix) :]
         if not bare.startswith(INGEST_PREFIX):
             return None
         try:
@@ -59,6 +61,6 @@ class Topics:
             TopicSpec(t, self._settings.ingest_partitions, {"retention.ms": str(7 * 86_400_000)})
             for t in self.all_ingest
         ]
-        specs.append(TopicSpec(self.events, self._settings.events_partitions, keep_forever))
-        specs.append(TopicSpec(self.dlq, 1, keep_forever))
+        specs.append(TopicSpec(self.events, self._settings.events_partitions, dict(keep_forever)))
+        specs.append(TopicSpec(self.dlq, 1, dict(keep_forever)))
         return specs

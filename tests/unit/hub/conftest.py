@@ -38,7 +38,15 @@ def child_id(n: int) -> str:
 def frozen_ids(monkeypatch: pytest.MonkeyPatch) -> None:
     """Child ids mint as ch-0001, ch-0002...; dead-letter ids as UUID(int=1), UUID(int=2)..."""
     children = itertools.count(1)
-    monkeypatch.setattr(hub.domain.identity, "new_child_id", lambda: child_id(next(children)))
+    minted: dict[str | None, str] = {}
+
+    def new_child_id(seed: str | None = None) -> str:
+        # Like the real one: the same seed (event id) always mints the same child.
+        if seed is None or seed not in minted:
+            minted[seed] = child_id(next(children))
+        return minted[seed]
+
+    monkeypatch.setattr(hub.domain.identity, "new_child_id", new_child_id)
     letters = itertools.count(1)
     fake_uuid = SimpleNamespace(uuid4=lambda: uuid.UUID(int=next(letters)))
     monkeypatch.setattr(hub.streams.ingest, "uuid", fake_uuid)

@@ -103,7 +103,7 @@ class TestRegistryFile:
     def test_duplicate_id(self, tmp_path: Path) -> None:
         """The same id twice names the id."""
         path = write(tmp_path, ONE_AGENCY + ONE_AGENCY.removeprefix("agencies:\n"))
-        assert load_error(path) == "agency id 'acme-police' is registered twice"
+        assert load_error(path) == f"{path}: agency id 'acme-police' is registered twice"
 
     def test_missing_file(self, tmp_path: Path) -> None:
         """A file that does not exist: its path and the OS's reason."""
@@ -116,15 +116,9 @@ class TestRegistryFile:
         """A directory where the file should be: its path and the OS's reason."""
         assert load_error(tmp_path) == f"cannot read agency registry {tmp_path}: Is a directory"
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=UnicodeDecodeError,
-        reason="hub/registry.py:68-69 (AgencyRegistry.load) catches only OSError; a "
-        "non-UTF-8 file raises a bare UnicodeDecodeError instead of RegistryError",
-    )
     def test_file_not_utf8(self, tmp_path: Path) -> None:
         """A file that is not UTF-8 text is a RegistryError naming the file."""
         path = tmp_path / "agencies.yaml"
         path.write_bytes(ONE_AGENCY.replace("Acme", "Caf\xe9").encode("latin-1"))
         message = load_error(path)
-        assert message.startswith(f"cannot read agency registry {path}: ")
+        assert message == f"agency registry {path} is not UTF-8 text"

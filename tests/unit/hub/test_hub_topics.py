@@ -73,12 +73,6 @@ class TestIngestKind:
         """The kind carried by a topic of this deployment, or None."""
         assert topics.ingest_kind(topic) == kind
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=AssertionError,
-        reason="hub/streams/topics.py:44 removeprefix() is a no-op when the prefix is absent, "
-        "so the unprefixed 'ingest.health' (not this deployment's topic) is taken for health",
-    )
     def test_unprefixed_ingest_topic_is_not_ours(self, topics: Topics) -> None:
         """Under prefix 't.', a bare 'ingest.health' is another deployment's topic: None."""
         assert topics.ingest_kind("ingest.health") is None

@@ -40,12 +40,6 @@ class TestContentHash:
         """Bytes that are not JSON hash as they are."""
         assert content_hash(raw) == hashlib.sha256(raw).hexdigest()
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=RecursionError,
-        reason="hub/streams/wire.py:27-31 catches ValueError/UnicodeDecodeError but not the "
-        "RecursionError json.loads raises on deeply nested input",
-    )
     def test_deeply_nested_bytes_hash_raw(self) -> None:
         """Bytes nested too deeply to parse hash as they are, rather than raising."""
         raw = b"[" * 100_000
