@@ -48,7 +48,7 @@ def _alembic_config(url: str) -> Config:
 def _upgrade(connection: Connection, url: str) -> None:
     cfg = _alembic_config(url)
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, "heads")
 
 
 async def migrate(engine: AsyncEngine) -> None:
