@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from contracts import Envelope
-from hub.api import children, ops, submissions
+from hub.api import agency_submissions, children, ops, submissions
 from hub.bootstrap import Hub, ProcessRole
 
 __all__ = ["create_app"]
@@ -54,6 +54,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(ops.router)
     if hub.role in (ProcessRole.all, ProcessRole.api):
         app.include_router(submissions.router)
+        app.include_router(agency_submissions.router)
         app.include_router(children.router)
     _document_envelope(app)
     return app

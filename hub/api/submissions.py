@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -11,7 +10,7 @@ from pydantic import BaseModel
 
 from contracts import ContractValidationError, Envelope, FieldError, parse_envelope
 from hub.api.deps import CurrentCaller, HubDep
-from hub.domain.identity import link_keys_for
+from hub.intake import publish_envelopes
 from hub.observability import get_logger
 
 __all__ = ["router"]
@@ -36,17 +35,6 @@ def _unprocessable(errors: list[FieldError]) -> HTTPException:
         status.HTTP_422_UNPROCESSABLE_CONTENT,
         detail=[{"loc": e.loc, "msg": e.msg, "type": e.type} for e in errors],
     )
-
-
-def _partition_key(envelope: Envelope) -> bytes:
-    """Key ingest records by the person's strongest link key so their records stay in order."""
-    keys = link_keys_for(
-        ((i.system.value, i.value) for i in envelope.person.identifiers),
-        agency_id=envelope.agency_id,
-        subject=envelope.subject,
-    )
-    first = keys[0] if keys else None
-    return (f"{first.system}:{first.value}" if first else f"id:{envelope.id}").encode()
 
 
 @router.post(
@@ -137,17 +125,7 @@ async def submit(request: Request, hub: HubDep, caller: CurrentCaller) -> Submis
             fields=[e.loc for e in errors][:20],
         )
         raise _unprocessable(errors)
-    topic = hub.topics.ingest(caller.agency.kind)
-    futures = [
-        await hub.streams.publish(
-            topic,
-            json.dumps(item).encode(),
-            key=_partition_key(envelope),
-            headers={"content-type": "application/json", "event-id": envelope.id},
-        )
-        for envelope, item in zip(envelopes, items, strict=True)
-    ]
-    await asyncio.gather(*futures)
+    await publish_envelopes(hub.streams, hub.topics, caller.agency.kind, envelopes, raw=items)
     hub.metrics.submissions.labels("accepted").inc(len(envelopes))
-    log.info("submission.accepted", agency_id=caller.agency.id, count=len(envelopes), topic=topic)
+    log.info("submission.accepted", agency_id=caller.agency.id, count=len(envelopes))
     return SubmissionAccepted(accepted=len(envelopes), event_ids=ids)

@@ -18,7 +18,13 @@ from hub.registry import AgencyRegistry
 from hub.store.repository import SqlStore
 from hub.streams.records import ConsumedRecord, Publish
 from hub.streams.topics import Topics
-from hub.streams.wire import DeadLetter, DeadLetterReason, DeadLetterSource, HubEvent, content_hash
+from hub.streams.wire import (
+    DeadLetter,
+    DeadLetterReason,
+    DeadLetterSource,
+    HubEvent,
+    envelope_digest,
+)
 
 __all__ = ["IngestProcessor"]
 
@@ -165,7 +171,7 @@ class IngestProcessor:
                 f"agency {agency_id!r} is registered as {registered}, the message says "
                 f"{envelope.agency_kind} on topic {record.topic}",
             )
-        return _Accepted(record=record, envelope=envelope, digest=content_hash(record.value))
+        return _Accepted(record=record, envelope=envelope, digest=envelope_digest(envelope))
 
     async def _drop_duplicates(
         self, items: list[_Accepted], pending: list[asyncio.Future[Any]], now: datetime

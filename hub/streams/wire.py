@@ -19,6 +19,7 @@ __all__ = [
     "DeadLetterSource",
     "HubEvent",
     "content_hash",
+    "envelope_digest",
 ]
 
 
@@ -29,6 +30,17 @@ def content_hash(raw: bytes) -> str:
         return hashlib.sha256(canonical.encode()).hexdigest()
     except (ValueError, UnicodeDecodeError, RecursionError):
         return hashlib.sha256(raw).hexdigest()
+
+
+# Transport metadata: re-sending the same facts later, or signed with a new key, is a duplicate.
+_TRANSPORT_FIELDS = frozenset({"recorded_at", "signature", "key_id"})
+
+
+def envelope_digest(envelope: Envelope) -> str:
+    """SHA-256 of an envelope's facts (canonical JSON without its transport metadata)."""
+    facts = envelope.model_dump(mode="json", exclude=set(_TRANSPORT_FIELDS))
+    canonical = json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class HubEvent(BaseModel):

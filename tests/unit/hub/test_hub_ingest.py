@@ -18,7 +18,13 @@ from hub.streams.ingest import IngestProcessor
 from hub.streams.projector import NarrativeProjector
 from hub.streams.records import ConsumedRecord
 from hub.streams.topics import Topics
-from hub.streams.wire import DeadLetter, DeadLetterReason, DeadLetterSource, HubEvent, content_hash
+from hub.streams.wire import (
+    DeadLetter,
+    DeadLetterReason,
+    DeadLetterSource,
+    HubEvent,
+    envelope_digest,
+)
 
 from .conftest import NOW, BrokerDidNotConfirm, RecordingPublish, Sent, child_id, dlq_id
 
@@ -130,7 +136,9 @@ class TestPublish:
         consumed = record(envelope)
         await processor(store, publish).handle_batch([consumed])
         assert publish.sent == [hub_event_sent(envelope, child_id(1))]
-        assert await ledger(store, EVENT_ID) == {EVENT_ID: content_hash(consumed.value)}
+        assert await ledger(store, EVENT_ID) == {
+            EVENT_ID: envelope_digest(parse_envelope(consumed.value))
+        }
         assert await store.children_by_identifier("nhs", NHS) == [child_id(1)]
         assert await store.children_by_identifier("ref:northshire-police", "NP-PERSON-0001") == [
             child_id(1)
@@ -243,13 +251,24 @@ class TestDuplicates:
         await processor(store, publish).handle_batch([record(envelope), record(envelope, offset=1)])
         assert publish.sent == [hub_event_sent(envelope, child_id(1))]
 
+    async def test_resent_later_is_a_duplicate(
+        self, store: SqlStore, publish: RecordingPublish
+    ) -> None:
+        """The same facts sent again later (new recorded_at, new signature) are skipped."""
+        ingest = processor(store, publish)
+        await ingest.handle_batch([record(example_envelope())])
+        later = example_envelope(recorded_at="2024-03-06T08:00:00+00:00", signature=None)
+        await ingest.handle_batch([record(later, offset=1)])
+        assert publish.to(EVENTS) == [hub_event_sent(example_envelope(), child_id(1))]
+        assert letters(publish) == []
+
     async def test_same_id_other_content_dead_lettered(
         self, store: SqlStore, publish: RecordingPublish
     ) -> None:
         """Different content under an accepted id goes to hub.dlq as duplicate_id_conflict."""
         ingest = processor(store, publish)
         await ingest.handle_batch([record(example_envelope())])
-        changed = example_envelope(recorded_at="2024-03-04T22:06:00+00:00")
+        changed = example_envelope(time="2024-03-04T21:41:00+00:00")
         consumed = record(changed, offset=1)
         await ingest.handle_batch([consumed])
         assert publish.to(EVENTS) == [hub_event_sent(example_envelope(), child_id(1))]
@@ -418,7 +437,8 @@ class TestFailedPublish:
         await processor(store, working).handle_batch(batch)
         # The retry mints the same child as the failed attempt (seeded by the event id).
         assert working.sent == [hub_event_sent(envelope, child_id(1))]
-        assert await ledger(store, EVENT_ID) == {EVENT_ID: content_hash(batch[0].value)}
+        digest = envelope_digest(parse_envelope(batch[0].value))
+        assert await ledger(store, EVENT_ID) == {EVENT_ID: digest}
 
     async def test_failed_dead_letter_fails_batch(self, store: SqlStore) -> None:
         """A dead letter the broker does not confirm fails the batch too."""
