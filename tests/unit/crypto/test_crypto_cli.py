@@ -1,0 +1,104 @@
+"""Specification of ``hub keys``: agency keys a registry can verify with, KEKs, erasure."""
+
+from __future__ import annotations
+
+import json
+import logging
+import stat
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import structlog
+import yaml
+from typer.testing import CliRunner
+
+from contracts.examples import example_envelope
+from hub.crypto.agency_keys import AgencyKeyRing
+from hub.crypto.cli import keys_app
+from hub.crypto.signing import verify_envelope
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The commands route logs to the runner's stderr; put the process's logging back after."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:], root.level = handlers, level
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("HUB_DATABASE_URL", raising=False)
+    monkeypatch.delenv("HUB_AGENCIES_FILE", raising=False)
+    return tmp_path
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(keys_app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+class TestAgencyInit:
+    """agency-init writes private keys and prints a registry that verifies their signatures."""
+
+    def test_dev_keys_for_every_registered_agency(self, data_dir: Path) -> None:
+        """Four owner-only PEM files; the printed YAML is a valid registry of their keys."""
+        code, out, _ = run("agency-init")
+        assert code == 0
+        ring = AgencyKeyRing.from_mapping(yaml.safe_load(out))
+        assert len(ring) == 4
+        pem = data_dir / "keys" / "agencies" / "northshire-police.pem"
+        assert stat.S_IMODE(pem.stat().st_mode) == 0o600
+        envelope = data_dir / "envelope.json"
+        envelope.write_text(json.dumps(example_envelope()), "utf-8")
+        code, out, _ = run("sign", str(envelope), "--agency", "northshire-police")
+        assert code == 0
+        verified = verify_envelope(json.loads(out), ring, now=NOW)
+        assert verified.key_id == "northshire-police.dev-1"
+
+    def test_random_keys_refuse_to_overwrite(self, data_dir: Path) -> None:
+        """A fresh random key is never written over an existing private key."""
+        out_file = data_dir / "registry.yaml"
+        code, out, _ = run(
+            "agency-init", "--agency", "northshire-cs", "--random", "--output", str(out_file)
+        )
+        assert code == 0 and out_file.read_text("utf-8") == out
+        assert list(yaml.safe_load(out)["agency_keys"]) == ["northshire-cs"]
+        code, _, err = run("agency-init", "--agency", "northshire-cs", "--random")
+        assert code == 1 and "exists; move it away" in err
+
+    def test_sign_without_a_key_says_what_to_do(self, data_dir: Path) -> None:
+        """Signing before agency-init fails with the remedy."""
+        code, _, err = run("sign", "-", "--agency", "northshire-police")
+        assert code == 1 and "run agency-init" in err
+
+
+class TestKeks:
+    """KEK rotation re-wraps; destruction is refused while keys remain or unconfirmed."""
+
+    def test_rotate_list_destroy(self, data_dir: Path) -> None:
+        """kek-0001 then kek-0002 current; kek-0001 can then be destroyed."""
+        assert run("kek-list")[1] == "kek-0001 (current): 0 data keys\n"
+        assert run("kek-rotate")[1] == "current KEK kek-0002; 0 data keys re-wrapped\n"
+        assert run("kek-destroy", "kek-0001")[0] == 1
+        code, out, _ = run("kek-destroy", "kek-0001", "--yes")
+        assert (code, out) == (0, "kek-0001 destroyed\n")
+        code, _, err = run("kek-destroy", "kek-0002", "--yes")
+        assert code == 1 and "is the current KEK" in err
+
+    def test_destroy_child_needs_confirmation(self, data_dir: Path) -> None:
+        """Erasure only with --yes; a child with no keys reports none."""
+        assert run("destroy-child", "ch-0001")[0] == 1
+        assert run("destroy-child", "ch-0001", "--yes")[1] == (
+            "child ch-0001: data key versions none destroyed\n"
+        )
