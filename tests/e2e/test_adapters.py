@@ -89,7 +89,7 @@ class TestNativeSubmissions:
                 text = (await client.get(f"{running_hub.url}/metrics")).text
                 return text if stored_count(text) + dead_lettered(text) >= total else None
 
-            processed = await poll(all_processed, timeout=60)
+            processed = await poll(all_processed)
             assert metric(processed, UNRESOLVED) == dead_lettered(processed) == 1
             agency, path, media = NATIVE[0]
             again = await post_native(
@@ -101,7 +101,7 @@ class TestNativeSubmissions:
                 text = (await client.get(f"{running_hub.url}/metrics")).text
                 return text if 'outcome="duplicate"' in text else None
 
-            metrics = await poll(duplicates_skipped, timeout=30)
+            metrics = await poll(duplicates_skipped)
         assert stored_count(metrics) == total - 1
 
     async def test_bad_records_listed_and_good_ones_sent(self, running_hub: HubProcess) -> None:
@@ -162,4 +162,4 @@ class TestAdapterCommand:
                 n = stored_count((await client.get(f"{running_hub.url}/metrics")).text)
                 return n if n >= sent else None
 
-            assert await poll(stored, timeout=60) == sent
+            assert await poll(stored) == sent

@@ -120,7 +120,7 @@ class TestScaledParts:
                 )
                 return n.json()["entries"] or None
 
-            entries = await poll(entry, timeout=60)
+            entries = await poll(entry)
             ingest_api = await httpx.AsyncClient().get(f"{ingest.url}/api/v1/children")
         assert [e["event_id"] for e in entries] == ["northshire-police:scaled-1"]
         assert ingest_api.status_code == 404  # the ingest part serves no API routes

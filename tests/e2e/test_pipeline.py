@@ -60,7 +60,7 @@ async def entries_once(
         entries = (await narrative(client, hub, child_id))["entries"]
         return entries if len(entries) >= count else None
 
-    return await poll(check, timeout=60)
+    return await poll(check)
 
 
 class TestSubmissionToNarrative:
@@ -178,7 +178,7 @@ class TestBadInput:
         async def one_letter() -> list[dict[str, Any]]:
             return letters()
 
-        (letter,) = await poll(one_letter, timeout=30)
+        (letter,) = await poll(one_letter)
         fixed = tmp_path / "fixed.json"
         fixed.write_text(json.dumps(concern(30, nhs_seed=6)))
         for _ in range(2):
@@ -221,7 +221,7 @@ class TestCrashSafety:
                 n = len((await narrative(client, hub, child))["entries"])
                 return n if 0 < n < total else None
 
-            seen = await poll(some_but_not_all, timeout=60, interval=0.02)
+            seen = await poll(some_but_not_all, interval=0.02)
             hub.kill()
             restarted = make_hub(HUB_BATCH_MAX_RECORDS="50")
             restarted.start()
