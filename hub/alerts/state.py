@@ -1,0 +1,273 @@
+"""The alert engine's keyed state per child, and how one event's facts fold into it.
+
+The state holds only what the rules read: involvements with their lead practitioners, recent
+concerns and contacts (ids, times, agency, codes), the child's school, opaque household keys,
+and a mark per alert occurrence already seen. Folding the log from the start rebuilds it.
+Records are keyed by the id of the event they came from, so redelivery changes nothing;
+corrections replace a record under its original id, retractions remove it, and an original
+that arrives after its correction or retraction is ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.alerts.facts import HubEventFacts, PractitionerFacts
+
+__all__ = [
+    "AlertMark",
+    "ChildAlertState",
+    "MarkStatus",
+    "Record",
+    "Supersession",
+    "fold",
+    "involvement_spans",
+    "lead_of",
+    "local_date",
+    "open_at",
+    "open_involvements",
+]
+
+_LONDON = ZoneInfo("Europe/London")
+RETAIN = timedelta(days=400)
+"""Concerns and contacts older than this, before the child's latest one, are dropped."""
+
+
+def local_date(instant: datetime) -> date:
+    """The calendar day of an instant in England."""
+    return instant.astimezone(_LONDON).date()
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Record(_Value):
+    """One fact about the child the rules read, kept under the id of the event that said it."""
+
+    event_id: str
+    kind: str  # concern.raised | involvement.* | contact.recorded
+    occurred_at: datetime
+    recorded_at: datetime
+    agency_id: str
+    agency_kind: str
+    sensitivity: tuple[str, ...] = ()
+    via_household: bool = False
+    category: str | None = None
+    risk_level: str | None = None
+    involvement_id: str | None = None
+    involvement_type: str | None = None
+    ended: bool = False
+    started_on: date | None = None
+    ended_on: date | None = None
+    lead: PractitionerFacts | None = None
+    contact_type: str | None = None
+    incident_type: str | None = None
+    role: str | None = None
+
+
+class Supersession(_Value):
+    """An event replaced by a correction or withdrawn by a retraction."""
+
+    by: str
+    recorded_at: datetime
+    retracted: bool
+
+
+class MarkStatus(StrEnum):
+    """What the engine did with an occurrence."""
+
+    raised = "raised"
+    withdrawn = "withdrawn"
+    suppressed = "suppressed"  # seen too late to raise (replay, very late record)
+
+
+class AlertMark(_Value):
+    """An occurrence the engine has seen: its alert id, basis events and window."""
+
+    occurrence_key: str
+    alert_id: str
+    rule_id: str
+    status: MarkStatus
+    basis_event_ids: tuple[str, ...]
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        """Raised or suppressed: it counts as seen and can be withdrawn."""
+        return self.status is not MarkStatus.withdrawn
+
+
+class ChildAlertState(_Value):
+    """Everything the alert rules know about one child (JSON-serialisable for snapshots)."""
+
+    child_id: str
+    records: dict[str, Record] = Field(default_factory=dict)
+    superseded: dict[str, Supersession] = Field(default_factory=dict)
+    schools: dict[str, datetime] = Field(default_factory=dict)
+    """Schools-kind agencies that sent events about the child, with the latest event time."""
+    household_keys: tuple[str, ...] = ()
+    alerts: dict[str, AlertMark] = Field(default_factory=dict)
+
+    @property
+    def school(self) -> str | None:
+        """The school of the pupil: the one that most recently sent an event about them."""
+        if not self.schools:
+            return None
+        return max(self.schools.items(), key=lambda kv: (kv[1], kv[0]))[0]
+
+
+def _record(facts: HubEventFacts, event_id: str, *, via_household: bool) -> Record | None:
+    base = {
+        "event_id": event_id,
+        "kind": facts.kind,
+        "occurred_at": facts.occurred_at,
+        "recorded_at": facts.recorded_at,
+        "agency_id": facts.agency_id,
+        "agency_kind": facts.agency_kind,
+        "sensitivity": facts.sensitivity,
+        "via_household": via_household,
+    }
+    if facts.concern is not None:
+        return Record(**base, category=facts.concern.category, risk_level=facts.concern.risk_level)
+    if facts.involvement is not None:
+        inv = facts.involvement
+        return Record(
+            **base,
+            involvement_id=inv.involvement_id,
+            involvement_type=inv.involvement_type,
+            ended=inv.ended,
+            started_on=date.fromisoformat(inv.started_on) if inv.started_on else None,
+            ended_on=date.fromisoformat(inv.ended_on) if inv.ended_on else None,
+            lead=inv.lead,
+        )
+    if facts.contact is not None:
+        c = facts.contact
+        return Record(
+            **base, contact_type=c.contact_type, incident_type=c.incident_type, role=c.role
+        )
+    return None
+
+
+def _prune(records: dict[str, Record]) -> dict[str, Record]:
+    dated = [r.occurred_at for r in records.values() if r.involvement_id is None]
+    if not dated:
+        return records
+    horizon = max(dated) - RETAIN
+    return {
+        k: r for k, r in records.items() if r.involvement_id is not None or r.occurred_at >= horizon
+    }
+
+
+def fold(state: ChildAlertState, facts: HubEventFacts) -> ChildAlertState:
+    """The state after one event (pure; the same event twice gives the same state).
+
+    Facts about another child count only as a household incident: when they share a household
+    key with this child, their contact is kept with ``via_household``; everything else about
+    another child is ignored.
+    """
+    own = facts.child_id == state.child_id
+    if not own and not set(facts.household_keys) & set(state.household_keys):
+        return state
+    records = dict(state.records)
+    superseded = dict(state.superseded)
+    if facts.supersedes is not None:
+        target = facts.supersedes
+        prior = superseded.get(target)
+        if prior is not None and (prior.retracted or prior.recorded_at > facts.recorded_at):
+            return state  # a retraction is final; an older correction loses to a newer one
+        if facts.is_retraction:
+            records.pop(target, None)
+        else:
+            record = _record(facts, target, via_household=not own)
+            if record is not None and (own or record.contact_type is not None):
+                records[target] = record
+        superseded[target] = Supersession(
+            by=facts.event_id, recorded_at=facts.recorded_at, retracted=facts.is_retraction
+        )
+    else:
+        if facts.event_id in superseded:
+            return state  # the original arrived after its correction or retraction
+        record = _record(facts, facts.event_id, via_household=not own)
+        if record is None or (not own and record.contact_type is None):
+            return state
+        records[facts.event_id] = record
+    schools = dict(state.schools)
+    keys = state.household_keys
+    if own:
+        if facts.agency_kind == "schools":
+            seen = schools.get(facts.agency_id)
+            schools[facts.agency_id] = max(seen, facts.occurred_at) if seen else facts.occurred_at
+        keys = tuple(sorted(set(keys) | set(facts.household_keys)))
+    return state.model_copy(
+        update={
+            "records": _prune(records),
+            "superseded": superseded,
+            "schools": schools,
+            "household_keys": keys,
+        }
+    )
+
+
+def lead_of(state: ChildAlertState, involvement_id: str) -> PractitionerFacts | None:
+    """The latest lead practitioner named for an involvement."""
+    with_lead = [
+        r
+        for r in state.records.values()
+        if r.involvement_id == involvement_id and r.lead is not None
+    ]
+    if not with_lead:
+        return None
+    return max(with_lead, key=lambda r: (r.occurred_at, r.recorded_at, r.event_id)).lead
+
+
+Span = tuple[str, str, date, date | None, list[str]]
+"""An involvement's (id, type, first day, last day or None while open, its event ids)."""
+
+
+def involvement_spans(state: ChildAlertState) -> list[Span]:
+    """Every involvement of the child as a span of days.
+
+    An involvement spans from its earliest ``started_on`` (else its first event's day) to the
+    ``ended_on`` of its latest event if that event ended it; both days inclusive, in England.
+    """
+    by_id: dict[str, list[Record]] = {}
+    for record in state.records.values():
+        if record.involvement_id is not None and not record.via_household:
+            by_id.setdefault(record.involvement_id, []).append(record)
+    spans: list[Span] = []
+    for involvement_id, records in sorted(by_id.items()):
+        records.sort(key=lambda r: (r.occurred_at, r.recorded_at, r.event_id))
+        latest = records[-1]
+        start = min(r.started_on or local_date(r.occurred_at) for r in records)
+        end = (latest.ended_on or local_date(latest.occurred_at)) if latest.ended else None
+        spans.append(
+            (
+                involvement_id,
+                latest.involvement_type or "other",
+                start,
+                end,
+                [r.event_id for r in records],
+            )
+        )
+    return spans
+
+
+def open_at(spans: list[Span], at: datetime) -> list[tuple[str, str, list[str]]]:
+    """The spans open at an instant: (involvement id, type, ids of the events that say so)."""
+    day = local_date(at)
+    return [
+        (inv_id, kind, ids)
+        for inv_id, kind, start, end, ids in spans
+        if start <= day and (end is None or day <= end)
+    ]
+
+
+def open_involvements(state: ChildAlertState, at: datetime) -> list[tuple[str, str, list[str]]]:
+    """Involvements open at an instant: (involvement id, type, ids of the events that say so)."""
+    return open_at(involvement_spans(state), at)

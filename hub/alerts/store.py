@@ -1,0 +1,506 @@
+"""The alert store: alerts, their history and recipients, and the engine's state per child.
+
+``apply`` writes the engine's and escalation's outcomes, the children's new states and the log
+positions in one transaction (like the narrative projector's ``projection_positions``), so a
+restart resumes exactly where the last commit left off. Applying the same outcome twice
+changes nothing. ``alert_events.seq`` orders every step; on PostgreSQL writers take a
+transaction-level advisory lock before appending, so sequence numbers become visible in order
+and a reader resuming after ``seq`` (SSE ``Last-Event-ID``) never skips a step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub.alerts.escalation import EscalationView, next_escalation_at
+from hub.alerts.model import (
+    AlertEscalated,
+    AlertOutcome,
+    AlertRaised,
+    AlertStatus,
+    AlertWithdrawn,
+    EscalationStep,
+    Recipient,
+)
+from hub.alerts.state import ChildAlertState
+from hub.alerts.tables import alert_child_states, alert_events, alert_recipients, alerts
+from hub.store.schema import projection_positions
+
+__all__ = [
+    "ALERTS_PROJECTION",
+    "AlertNotFound",
+    "AlertNotOpen",
+    "AlertStore",
+    "InboxItem",
+    "StoredAlert",
+]
+
+ALERTS_PROJECTION = "alerts"
+_APPEND_LOCK = 0x41_4C_45_52  # "ALER": the advisory lock that orders alert_events appends
+_CHUNK = 400
+_OPEN = (AlertStatus.raised.value, AlertStatus.escalated.value)
+
+
+class AlertNotFound(LookupError):
+    """No such alert, or not one addressed to the caller (the two are not told apart)."""
+
+
+class AlertNotOpen(Exception):
+    """The alert was withdrawn; there is nothing to acknowledge."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """An alert as the store holds it now."""
+
+    alert_id: str
+    child_id: str
+    rule_id: str
+    rule_kind: str
+    rule_version: int
+    severity: str
+    reason: str
+    status: AlertStatus
+    recipients: tuple[Recipient, ...]
+    trigger_event_ids: tuple[str, ...]
+    occurred_at: datetime
+    raised_at: datetime
+    due_at: datetime
+    window_start: datetime | None
+    escalation_plan: tuple[EscalationStep, ...]
+    escalation_step: int
+    next_escalation_at: datetime | None
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    withdrawn_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """One step in the life of an alert, for an inbox or an SSE stream (``seq`` is the id)."""
+
+    seq: int
+    kind: str
+    at: datetime
+    alert: StoredAlert
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _stored(row: Any) -> StoredAlert:
+    return StoredAlert(
+        alert_id=row.alert_id,
+        child_id=row.child_id,
+        rule_id=row.rule_id,
+        rule_kind=row.rule_kind,
+        rule_version=row.rule_version,
+        severity=row.severity,
+        reason=row.reason,
+        status=AlertStatus(row.status),
+        recipients=tuple(Recipient.model_validate(r) for r in json.loads(row.recipients)),
+        trigger_event_ids=tuple(json.loads(row.trigger_event_ids)),
+        occurred_at=_utc(row.occurred_at),  # type: ignore[arg-type]
+        raised_at=_utc(row.raised_at),  # type: ignore[arg-type]
+        due_at=_utc(row.due_at),  # type: ignore[arg-type]
+        window_start=_utc(row.window_start),
+        escalation_plan=tuple(
+            EscalationStep.model_validate(s) for s in json.loads(row.escalation_plan)
+        ),
+        escalation_step=row.escalation_step,
+        next_escalation_at=_utc(row.next_escalation_at),
+        acknowledged_by=row.acknowledged_by,
+        acknowledged_at=_utc(row.acknowledged_at),
+        withdrawn_at=_utc(row.withdrawn_at),
+    )
+
+
+def _w(value: datetime | None) -> datetime | None:
+    """Every stored time in UTC: SQLite keeps wall-clock text, so offsets must agree."""
+    return None if value is None else value.astimezone(UTC)
+
+
+def _json(items: Iterable[Any]) -> str:
+    return json.dumps([i.model_dump(mode="json") for i in items], sort_keys=True)
+
+
+class AlertStore:
+    """Alert repository over one async engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._pg = engine.dialect.name == "postgresql"
+        self._insert = postgresql.insert if self._pg else sqlite.insert
+
+    # -- engine state and positions --------------------------------------------------------
+    async def positions(self, conn: AsyncConnection) -> dict[tuple[str, int], int]:
+        """Next log offset to apply per (topic, partition)."""
+        rows = await conn.execute(
+            select(
+                projection_positions.c.topic,
+                projection_positions.c.partition,
+                projection_positions.c.next_offset,
+            ).where(projection_positions.c.projection == ALERTS_PROJECTION)
+        )
+        return {(r.topic, r.partition): r.next_offset for r in rows}
+
+    async def load_states(
+        self, conn: AsyncConnection, child_ids: Iterable[str]
+    ) -> dict[str, ChildAlertState]:
+        """The saved engine states of these children (absent: never seen)."""
+        ids = sorted(set(child_ids))
+        found: dict[str, ChildAlertState] = {}
+        for start in range(0, len(ids), _CHUNK):
+            rows = await conn.execute(
+                select(alert_child_states.c.child_id, alert_child_states.c.state).where(
+                    alert_child_states.c.child_id.in_(ids[start : start + _CHUNK])
+                )
+            )
+            for row in rows:
+                found[row.child_id] = ChildAlertState.model_validate_json(row.state)
+        return found
+
+    async def apply(
+        self,
+        conn: AsyncConnection,
+        outcomes: Sequence[AlertOutcome],
+        *,
+        positions: Mapping[tuple[str, int], int] | None = None,
+        states: Mapping[str, ChildAlertState] | None = None,
+        now: datetime,
+    ) -> int:
+        """Write outcomes, states and positions in the caller's transaction; idempotent.
+
+        ``positions`` maps (topic, partition) to the next offset to apply; a position never
+        moves backwards. Returns how many alert steps were recorded.
+        """
+        if outcomes:
+            await self._lock_appends(conn)
+        recorded = 0
+        for outcome in outcomes:
+            if isinstance(outcome, AlertRaised):
+                recorded += await self._raise(conn, outcome, now)
+            elif isinstance(outcome, AlertWithdrawn):
+                recorded += await self._withdraw(conn, outcome, now)
+            elif isinstance(outcome, AlertEscalated):
+                recorded += await self._escalate(conn, outcome, now)
+            else:
+                raise TypeError(f"not an alert outcome: {type(outcome).__name__}")
+        if states:
+            upsert = self._insert(alert_child_states)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=["child_id"],
+                set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at},
+            )
+            await conn.execute(
+                upsert,
+                [
+                    {
+                        "child_id": c,
+                        "state": s.model_dump_json(exclude_defaults=True),
+                        "updated_at": _w(now),
+                    }
+                    for c, s in sorted(states.items())
+                ],
+            )
+        if positions:
+            done = await self.positions(conn)
+            forward = {k: v for k, v in positions.items() if v > done.get(k, 0)}
+            if forward:
+                upsert = self._insert(projection_positions)
+                upsert = upsert.on_conflict_do_update(
+                    index_elements=["projection", "topic", "partition"],
+                    set_={"next_offset": upsert.excluded.next_offset},
+                )
+                await conn.execute(
+                    upsert,
+                    [
+                        {
+                            "projection": ALERTS_PROJECTION,
+                            "topic": t,
+                            "partition": p,
+                            "next_offset": o,
+                        }
+                        for (t, p), o in sorted(forward.items())
+                    ],
+                )
+        return recorded
+
+    async def _lock_appends(self, conn: AsyncConnection) -> None:
+        if self._pg:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
+
+    async def _history(
+        self,
+        conn: AsyncConnection,
+        alert_id: str,
+        kind: str,
+        at: datetime,
+        detail: Mapping[str, Any],
+        actor: str | None = None,
+    ) -> None:
+        await conn.execute(
+            alert_events.insert().values(
+                alert_id=alert_id,
+                kind=kind,
+                at=_w(at),
+                actor=actor,
+                detail=json.dumps(detail, sort_keys=True),
+            )
+        )
+
+    async def _add_recipients(
+        self, conn: AsyncConnection, alert_id: str, recipients: Iterable[Recipient]
+    ) -> None:
+        stmt = self._insert(alert_recipients).on_conflict_do_nothing(
+            index_elements=["alert_id", "address"]
+        )
+        rows = [{"alert_id": alert_id, "address": r.address} for r in recipients]
+        if rows:
+            await conn.execute(stmt, rows)
+
+    async def _raise(self, conn: AsyncConnection, raised: AlertRaised, now: datetime) -> int:
+        row = (
+            await conn.execute(select(alerts.c.status).where(alerts.c.alert_id == raised.alert_id))
+        ).first()
+        detail = {"rule_id": raised.rule_id, "rule_version": raised.rule_version}
+        if row is None:
+            await conn.execute(
+                alerts.insert().values(
+                    alert_id=raised.alert_id,
+                    occurrence_key=raised.occurrence_key,
+                    child_id=raised.child_id,
+                    rule_id=raised.rule_id,
+                    rule_kind=raised.rule_kind,
+                    rule_version=raised.rule_version,
+                    severity=raised.severity,
+                    reason=raised.reason,
+                    status=AlertStatus.raised.value,
+                    recipients=_json(raised.recipients),
+                    trigger_event_ids=json.dumps(list(raised.trigger_event_ids)),
+                    occurred_at=_w(raised.occurred_at),
+                    raised_at=_w(raised.raised_at),
+                    due_at=_w(raised.due_at),
+                    window_start=_w(raised.window_start),
+                    escalation_plan=_json(raised.escalation),
+                    escalation_step=0,
+                    next_escalation_at=_w(next_escalation_at(raised.escalation, 0)),
+                    updated_at=_w(now),
+                )
+            )
+        elif row.status == AlertStatus.withdrawn.value:
+            # The occurrence holds again (a correction undid what withdrew it).
+            await conn.execute(
+                update(alerts)
+                .where(alerts.c.alert_id == raised.alert_id)
+                .values(
+                    status=AlertStatus.raised.value,
+                    withdrawn_at=None,
+                    escalation_step=0,
+                    due_at=_w(raised.due_at),
+                    escalation_plan=_json(raised.escalation),
+                    next_escalation_at=_w(next_escalation_at(raised.escalation, 0)),
+                    updated_at=_w(now),
+                )
+            )
+            detail["again"] = True
+        else:
+            return 0
+        await self._add_recipients(conn, raised.alert_id, raised.recipients)
+        await self._history(conn, raised.alert_id, "raised", raised.raised_at, detail)
+        return 1
+
+    async def _withdraw(self, conn: AsyncConnection, gone: AlertWithdrawn, now: datetime) -> int:
+        result = await conn.execute(
+            update(alerts)
+            .where(
+                and_(
+                    alerts.c.alert_id == gone.alert_id,
+                    alerts.c.status != AlertStatus.withdrawn.value,
+                )
+            )
+            .values(
+                status=AlertStatus.withdrawn.value,
+                withdrawn_at=_w(gone.withdrawn_at),
+                next_escalation_at=None,
+                updated_at=_w(now),
+            )
+        )
+        if not result.rowcount:
+            return 0
+        await self._history(
+            conn, gone.alert_id, "withdrawn", gone.withdrawn_at, {"cause": gone.cause_event_id}
+        )
+        return 1
+
+    async def _escalate(self, conn: AsyncConnection, step: AlertEscalated, now: datetime) -> int:
+        row = (
+            await conn.execute(
+                select(alerts.c.escalation_plan).where(
+                    and_(
+                        alerts.c.alert_id == step.alert_id,
+                        alerts.c.status.in_(_OPEN),
+                        alerts.c.escalation_step < step.step,
+                    )
+                )
+            )
+        ).first()
+        if row is None:
+            return 0
+        plan = [EscalationStep.model_validate(s) for s in json.loads(row.escalation_plan)]
+        await conn.execute(
+            update(alerts)
+            .where(alerts.c.alert_id == step.alert_id)
+            .values(
+                status=AlertStatus.escalated.value,
+                escalation_step=step.step,
+                next_escalation_at=_w(next_escalation_at(plan, step.step)),
+                updated_at=_w(now),
+            )
+        )
+        await self._add_recipients(conn, step.alert_id, step.recipients)
+        await self._history(
+            conn,
+            step.alert_id,
+            "escalated",
+            step.escalated_at,
+            {
+                "step": step.step,
+                "due_at": step.due_at.isoformat(),
+                "to": [r.address for r in step.recipients],
+            },
+        )
+        return 1
+
+    # -- reads and acknowledgement -----------------------------------------------------------
+    async def get(self, alert_id: str) -> StoredAlert | None:
+        """One alert, whoever it is for (callers check the recipients)."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(alerts).where(alerts.c.alert_id == alert_id))).first()
+            return _stored(row) if row is not None else None
+
+    def _for(self, addresses: Collection[str]) -> Any:
+        return alerts.c.alert_id.in_(
+            select(alert_recipients.c.alert_id).where(
+                alert_recipients.c.address.in_(sorted(set(addresses)))
+            )
+        )
+
+    async def open_alerts(
+        self, addresses: Collection[str], *, limit: int = 100
+    ) -> list[StoredAlert]:
+        """Alerts for these inbox addresses not yet acknowledged or withdrawn, most urgent first."""
+        if not addresses:
+            return []
+        query = (
+            select(alerts)
+            .where(and_(self._for(addresses), alerts.c.status.in_(_OPEN)))
+            .order_by(alerts.c.due_at, alerts.c.alert_id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [_stored(r) for r in await conn.execute(query)]
+
+    async def inbox(
+        self, addresses: Collection[str], *, since_id: int = 0, limit: int = 100
+    ) -> list[InboxItem]:
+        """Every step (raised, escalated, acknowledged, withdrawn) of alerts for these addresses
+        after ``since_id``, oldest first; ``seq`` of the last item is the next ``since_id``."""
+        if not addresses:
+            return []
+        query = (
+            select(alert_events.c.seq, alert_events.c.kind, alert_events.c.at, alerts)
+            .join(alerts, alerts.c.alert_id == alert_events.c.alert_id)
+            .where(and_(alert_events.c.seq > since_id, self._for(addresses)))
+            .order_by(alert_events.c.seq)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [
+                InboxItem(seq=r.seq, kind=r.kind, at=_utc(r.at), alert=_stored(r))  # type: ignore[arg-type]
+                for r in await conn.execute(query)
+            ]
+
+    async def acknowledge(
+        self,
+        alert_id: str,
+        by: str,
+        *,
+        now: datetime,
+        addresses: Collection[str] | None = None,
+    ) -> StoredAlert:
+        """Mark an alert acknowledged by ``by`` (idempotent) and stop its escalation.
+
+        With ``addresses``, only an alert addressed to one of them can be acknowledged; any
+        other is ``AlertNotFound``. A withdrawn alert is ``AlertNotOpen``.
+        """
+        async with self.engine.begin() as conn:
+            await self._lock_appends(conn)
+            query = select(alerts).where(alerts.c.alert_id == alert_id)
+            if addresses is not None:
+                query = query.where(
+                    self._for(addresses) if addresses else alerts.c.alert_id.is_(None)
+                )
+            row = (await conn.execute(query)).first()
+            if row is None:
+                raise AlertNotFound(f"alert {alert_id} not found")
+            if row.status == AlertStatus.withdrawn.value:
+                raise AlertNotOpen(f"alert {alert_id} was withdrawn")
+            if row.status != AlertStatus.acknowledged.value:
+                await conn.execute(
+                    update(alerts)
+                    .where(alerts.c.alert_id == alert_id)
+                    .values(
+                        status=AlertStatus.acknowledged.value,
+                        acknowledged_by=by,
+                        acknowledged_at=_w(now),
+                        next_escalation_at=None,
+                        updated_at=_w(now),
+                    )
+                )
+                await self._history(conn, alert_id, "acknowledged", now, {}, actor=by)
+            row = (await conn.execute(select(alerts).where(alerts.c.alert_id == alert_id))).one()
+            return _stored(row)
+
+    async def due_for_escalation(self, now: datetime, *, limit: int = 500) -> list[EscalationView]:
+        """Open alerts whose next escalation step is due by ``now``, earliest first."""
+        query = (
+            select(
+                alerts.c.alert_id,
+                alerts.c.status,
+                alerts.c.escalation_step,
+                alerts.c.escalation_plan,
+            )
+            .where(
+                and_(
+                    alerts.c.status.in_(_OPEN),
+                    alerts.c.next_escalation_at.is_not(None),
+                    alerts.c.next_escalation_at <= _w(now),
+                )
+            )
+            .order_by(alerts.c.next_escalation_at, alerts.c.alert_id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [
+                EscalationView(
+                    alert_id=r.alert_id,
+                    status=AlertStatus(r.status),
+                    escalation_step=r.escalation_step,
+                    plan=tuple(
+                        EscalationStep.model_validate(s) for s in json.loads(r.escalation_plan)
+                    ),
+                )
+                for r in await conn.execute(query)
+            ]

@@ -1,0 +1,199 @@
+"""The alert store on SQLite and PostgreSQL: exactly one alert per occurrence, inbox, steps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from hub.alerts.calendar import load_calendar
+from hub.alerts.model import AlertStatus
+from hub.alerts.processing import AlertProcessor, PositionedFacts
+from hub.alerts.rules import load_rules
+from hub.alerts.store import AlertNotFound, AlertNotOpen, AlertStore
+from hub.alerts.tables import alert_child_states, alert_events, alerts
+from hub.store.db import create_engine, migrate
+from tests.support.databases import BACKENDS, fresh_database_url
+from tests.unit.alerts.conftest import (
+    CALENDAR_FILE,
+    RULES_FILE,
+    T0,
+    attendance,
+    plan,
+    retraction,
+)
+
+pytestmark = pytest.mark.integration
+
+TOPIC = "hub.events"
+DUTY = "team:northshire-cs:duty"
+SW = "practitioner:sam.practitioner@northshire.example"
+TM = "role:northshire-cs:team_manager"
+SM = "role:northshire-cs:service_manager"
+
+
+class Clock:
+    """A settable frozen clock."""
+
+    def __init__(self) -> None:
+        self.now = T0 + timedelta(minutes=6)
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AlertStore]:
+    """An AlertStore on a freshly migrated database of each backend."""
+    engine = create_engine(await fresh_database_url(request.param, tmp_path))
+    await migrate(engine)
+    try:
+        yield AlertStore(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def processor(store: AlertStore, clock: Clock) -> AlertProcessor:
+    return AlertProcessor(
+        store=store,
+        rules=load_rules(RULES_FILE),
+        calendar=load_calendar(CALENDAR_FILE),
+        clock=clock,
+    )
+
+
+def batch(*facts, start: int = 0, partition: int = 0) -> list[PositionedFacts]:
+    return [PositionedFacts(f, TOPIC, partition, start + i) for i, f in enumerate(facts)]
+
+
+async def count(store: AlertStore, table) -> int:
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+class TestExactlyOncePerOccurrence:
+    """Redelivery and restart store one alert and one history step."""
+
+    async def test_a_batch_redelivered_and_replayed_after_a_restart(self, store, processor):
+        """Same records twice, then a new processor over the same database: one alert."""
+        records = batch(plan(), attendance())
+        first = await processor.handle(records)
+        assert [o.rule_id for o in first] == ["unscheduled_care_with_plan"]
+        assert await processor.handle(records) == []
+        restarted = AlertProcessor(
+            store=AlertStore(store.engine),
+            rules=load_rules(RULES_FILE),
+            calendar=load_calendar(CALENDAR_FILE),
+            clock=lambda: T0 + timedelta(minutes=7),
+        )
+        assert await restarted.handle(records) == []
+        assert (await count(store, alerts), await count(store, alert_events)) == (1, 1)
+        async with store.engine.connect() as conn:
+            assert await store.positions(conn) == {(TOPIC, 0): 2}
+            assert await count(store, alert_child_states) == 1
+
+    async def test_state_survives_when_positions_are_lost(self, store, processor):
+        """A duplicate record on hub.events at a new offset still raises nothing new."""
+        await processor.handle(batch(plan(), attendance()))
+        assert await processor.handle(batch(attendance(), start=2)) == []
+        assert await count(store, alerts) == 1
+
+    async def test_applying_the_same_outcomes_twice_records_nothing_new(self, store, processor):
+        """The store is idempotent on its own too."""
+        outcomes = await processor.handle(batch(plan(), attendance()))
+        async with store.engine.begin() as conn:
+            assert await store.apply(conn, outcomes, now=T0) == 0
+
+
+class TestInbox:
+    """Who sees what, in order, resumable after the last seq."""
+
+    async def test_the_raised_alert_for_each_recipient(self, store, processor, clock):
+        """Social worker and duty team see it; another team does not."""
+        await processor.handle(batch(plan(), attendance()))
+        (item,) = await store.inbox([DUTY])
+        alert = item.alert
+        assert (item.kind, item.at, alert.status, alert.due_at) == (
+            "raised",
+            clock.now,
+            AlertStatus.raised,
+            clock.now + timedelta(minutes=15),
+        )
+        assert [r.address for r in alert.recipients] == [SW, DUTY]
+        assert alert.trigger_event_ids == ("health:ed-1", "cs:plan-1")
+        assert [a.alert_id for a in await store.open_alerts([SW])] == [alert.alert_id]
+        assert await store.inbox(["team:northshire-cs:front-door"]) == []
+        assert await store.inbox([DUTY], since_id=item.seq) == []
+
+    async def test_a_retraction_shows_as_a_withdrawn_step(self, store, processor):
+        """The stream carries the withdrawal; the open list drops it."""
+        await processor.handle(batch(plan(), attendance()))
+        await processor.handle(batch(retraction("health:rtr-1", "health:ed-1"), start=2))
+        steps = await store.inbox([SW])
+        assert [(s.kind, s.alert.status) for s in steps] == [
+            ("raised", AlertStatus.withdrawn),
+            ("withdrawn", AlertStatus.withdrawn),
+        ]
+        assert steps[0].seq < steps[1].seq
+        assert await store.open_alerts([SW]) == []
+
+
+class TestAcknowledgeAndEscalate:
+    """Acknowledgement stops escalation; unacknowledged alerts climb the ladder."""
+
+    async def test_escalation_then_acknowledgement(self, store, processor, clock):
+        """Team manager at the due time, service manager 30 minutes later, then acknowledged."""
+        (raised,) = await processor.handle(batch(plan(), attendance()))
+        assert await processor.escalate() == []
+        clock.now = raised.due_at
+        assert [(e.step, e.recipients[0].address) for e in await processor.escalate()] == [(1, TM)]
+        assert await processor.escalate() == []
+        clock.now = raised.due_at + timedelta(minutes=45)
+        assert [e.step for e in await processor.escalate()] == [2]
+        (tm_item,) = [i for i in await store.inbox([TM]) if i.kind == "escalated"][:1]
+        assert tm_item.alert.status is AlertStatus.escalated
+        done = await store.acknowledge(raised.alert_id, "sm-1", now=clock.now, addresses=[SM])
+        assert (done.status, done.acknowledged_by, done.escalation_step) == (
+            AlertStatus.acknowledged,
+            "sm-1",
+            2,
+        )
+        assert await store.due_for_escalation(clock.now + timedelta(days=1)) == []
+        kinds = [i.kind for i in await store.inbox([SW, TM, SM])]
+        assert kinds == ["raised", "escalated", "escalated", "acknowledged"]
+        async with store.engine.connect() as conn:
+            detail = (
+                await conn.execute(
+                    select(alert_events.c.detail).where(alert_events.c.kind == "escalated")
+                )
+            ).scalars()
+            assert [json.loads(d)["to"] for d in detail] == [[TM], [SM]]
+
+    async def test_acknowledge_is_idempotent(self, store, processor, clock):
+        """A second acknowledgement keeps the first one's who and when."""
+        (raised,) = await processor.handle(batch(plan(), attendance()))
+        first = await store.acknowledge(raised.alert_id, "sw-1", now=clock.now)
+        again = await store.acknowledge(raised.alert_id, "sw-2", now=clock.now + timedelta(hours=1))
+        assert again == first
+        assert (first.acknowledged_by, first.acknowledged_at) == ("sw-1", clock.now)
+
+    async def test_acknowledge_refusals(self, store, processor, clock):
+        """Not addressed to the caller: not found; unknown: not found; withdrawn: not open."""
+        (raised,) = await processor.handle(batch(plan(), attendance()))
+        with pytest.raises(AlertNotFound):
+            await store.acknowledge(raised.alert_id, "x", now=clock.now, addresses=["team:x:y"])
+        with pytest.raises(AlertNotFound):
+            await store.acknowledge("al-nope", "x", now=clock.now)
+        await processor.handle(batch(retraction("health:rtr-1", "health:ed-1"), start=2))
+        with pytest.raises(AlertNotOpen):
+            await store.acknowledge(raised.alert_id, "sw-1", now=clock.now)
