@@ -1,0 +1,188 @@
+"""The in-memory person index: blocking keys so a lookup compares only a few candidates.
+
+Every record the hub has accepted is indexed under its blocking keys; a lookup gathers the
+records sharing any key with the incoming one, compares and scores only those, and answers a
+``MatchResult``. Validated identifiers (NHS number, UPN, local-authority and police ids) link
+deterministically before any scoring, as decision 0003 has it.
+
+Blocking keys (a record is found when any one agrees):
+
+* ``i`` — each identifier, exact;
+* ``df`` — birth date + family-name metaphone (lookups also try the day/month swap);
+* ``dg`` — birth date + given-name metaphone, nickname forms included (catches surname changes);
+* ``ny`` — family metaphone + given metaphone + birth year (catches day and month errors);
+* ``pg`` — full postcode + given metaphone (catches a wrong birth date and a new surname).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+import jellyfish
+
+from hub.identity.compare import compare
+from hub.identity.records import DETERMINISTIC_SYSTEMS, PersonRecord
+from hub.identity.scoring import Band, MatchModel, Score, band_for, default_model, score_levels
+
+__all__ = ["Candidate", "MatchResult", "PersonIndex", "blocking_keys"]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A child the record may be, with the best-scoring of that child's records."""
+
+    child_id: str
+    record_id: str
+    score: Score
+    band: Band
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    """What the index made of a record: the band, the child when linked, and the candidates.
+
+    ``linked_by`` is the identifier system of a deterministic link, ``"score"`` for a
+    probabilistic one, None otherwise. ``child_id`` is set only for ``Band.link``.
+    """
+
+    band: Band
+    child_id: str | None
+    candidates: tuple[Candidate, ...]
+    linked_by: str | None = None
+
+
+def _swapped(day: date) -> date | None:
+    if day.day > 12 or day.day == day.month:
+        return None
+    return date(day.year, day.day, day.month)
+
+
+def _given_keys(record: PersonRecord) -> set[str]:
+    metas = set(record.given_meta)
+    metas.update(jellyfish.metaphone(f) or f for f in record.given_forms)
+    return metas
+
+
+def blocking_keys(record: PersonRecord, *, lookup: bool = False) -> set[str]:
+    """The keys a record is indexed under; a lookup also tries a day/month-swapped birth date."""
+    keys = {f"i:{s}:{v}" for s, v in record.identifiers}
+    givens = _given_keys(record)
+    dates = [record.birth_date] if record.birth_date else []
+    if lookup and record.birth_date and (swap := _swapped(record.birth_date)):
+        dates.append(swap)
+    for day in dates:
+        iso = day.isoformat()
+        keys.update(f"df:{iso}:{fm}" for fm in record.family_meta)
+        keys.update(f"dg:{iso}:{gm}" for gm in givens)
+    if record.birth_date:
+        year = record.birth_date.year
+        keys.update(f"ny:{fm}:{gm}:{year}" for fm in record.family_meta for gm in givens)
+    if record.postcode:
+        keys.update(f"pg:{record.postcode}:{gm}" for gm in givens)
+    return keys
+
+
+class PersonIndex:
+    """Records by blocking key, each record belonging to one canonical child."""
+
+    def __init__(self, model: MatchModel | None = None) -> None:
+        self.model = model or default_model()
+        self._records: list[PersonRecord | None] = []
+        self._child_of: list[str] = []
+        self._position: dict[str, int] = {}
+        self._blocks: dict[int, list[int] | int] = {}
+        self._identifiers: dict[tuple[str, str], str] = {}
+
+    def __len__(self) -> int:
+        return len(self._position)
+
+    def add(self, record: PersonRecord, child_id: str) -> None:
+        """Index a record as belonging to ``child_id`` (re-adding a record id moves it)."""
+        if record.record_id in self._position:
+            self.remove(record.record_id)
+        position = len(self._records)
+        self._records.append(record)
+        self._child_of.append(child_id)
+        self._position[record.record_id] = position
+        for key in blocking_keys(record):
+            hashed = hash(key)
+            block = self._blocks.get(hashed)
+            if block is None:
+                self._blocks[hashed] = position
+            elif isinstance(block, int):
+                self._blocks[hashed] = [block, position]
+            else:
+                block.append(position)
+        for identifier in record.identifiers:
+            self._identifiers.setdefault(identifier, child_id)
+
+    def remove(self, record_id: str) -> None:
+        """Forget a record (its blocking entries are skipped from now on)."""
+        position = self._position.pop(record_id)
+        record = self._records[position]
+        self._records[position] = None
+        if record is not None:
+            for identifier in record.identifiers:
+                if self._identifiers.get(identifier) == self._child_of[position]:
+                    del self._identifiers[identifier]
+
+    def move(self, record_id: str, child_id: str) -> None:
+        """Reassign a record to another child (a merge or an un-merge)."""
+        position = self._position[record_id]
+        record = self._records[position]
+        if record is not None:
+            self.add(record, child_id)
+
+    def child_of(self, record_id: str) -> str | None:
+        """The child a record is linked to, if it is indexed."""
+        position = self._position.get(record_id)
+        return None if position is None else self._child_of[position]
+
+    def _candidates(self, record: PersonRecord) -> Iterator[int]:
+        seen: set[int] = set()
+        for key in blocking_keys(record, lookup=True):
+            block = self._blocks.get(hash(key))
+            if block is None:
+                continue
+            for position in (block,) if isinstance(block, int) else block:
+                if position not in seen:
+                    seen.add(position)
+                    yield position
+
+    def scored(self, record: PersonRecord) -> list[Candidate]:
+        """Every candidate child, best-scoring record per child, highest weight first."""
+        best: dict[str, Candidate] = {}
+        for position in self._candidates(record):
+            other = self._records[position]
+            if other is None or other.record_id == record.record_id:
+                continue
+            score = score_levels(compare(record, other), self.model)
+            child_id = self._child_of[position]
+            current = best.get(child_id)
+            if current is None or score.weight > current.score.weight:
+                band = band_for(score, self.model.thresholds)
+                best[child_id] = Candidate(child_id, other.record_id, score, band)
+        return sorted(best.values(), key=lambda c: (-c.score.weight, c.child_id))
+
+    def match(self, record: PersonRecord) -> MatchResult:
+        """Decide which child a record is: identifiers first, then the best score's band.
+
+        Two different children both in the link band is ambiguous and queued for review,
+        never resolved silently.
+        """
+        candidates = tuple(self.scored(record))
+        for system in DETERMINISTIC_SYSTEMS:
+            value = record.identifier(system)
+            child_id = self._identifiers.get((system, value)) if value else None
+            if child_id is not None:
+                return MatchResult(Band.link, child_id, candidates, linked_by=system)
+        if not candidates or candidates[0].band is Band.no_match:
+            return MatchResult(Band.no_match, None, candidates)
+        top = candidates[0]
+        if top.band is Band.link:
+            rival = len(candidates) > 1 and candidates[1].band is Band.link
+            if not rival:
+                return MatchResult(Band.link, top.child_id, candidates, linked_by="score")
+        return MatchResult(Band.possible_match, None, candidates)

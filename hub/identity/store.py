@@ -1,0 +1,351 @@
+"""The identity repository: person records, the review queue, merges and household links.
+
+Built from the hub's engine (``IdentityStore(hub.store.engine)``); each method is one
+transaction. Reviews are decided once: a second decision is refused, not overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.identity.events import ChildrenMerged, MatchKeptApart, MergeUndone
+from hub.identity.households import Households, Link, LinkKind
+from hub.identity.index import Candidate, PersonIndex, blocking_keys
+from hub.identity.records import PersonRecord, record_from_features
+from hub.identity.scoring import MatchModel
+from hub.identity.tables import household_links, merges, person_records, reviews
+
+__all__ = [
+    "Decision",
+    "IdentityStore",
+    "MergeNotFound",
+    "Review",
+    "ReviewAlreadyDecided",
+    "ReviewNotFound",
+    "ReviewStatus",
+]
+
+
+class ReviewStatus(StrEnum):
+    """Where a possible match stands."""
+
+    pending = "pending"
+    linked = "linked"
+    kept_apart = "kept_apart"
+
+
+class Decision(StrEnum):
+    """A reviewer's decision on a possible match."""
+
+    link = "link"
+    keep_apart = "keep_apart"
+
+
+class ReviewNotFound(LookupError):
+    """No review has that id."""
+
+
+class ReviewAlreadyDecided(Exception):
+    """The review was decided before; decisions are not overwritten."""
+
+
+class MergeNotFound(LookupError):
+    """No merge has that id, or it was already undone."""
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """A possible match: a record provisionally given its own child, and the candidate child."""
+
+    review_id: str
+    record_id: str
+    provisional_child_id: str
+    candidate_child_id: str
+    weight: float
+    breakdown: tuple[dict[str, Any], ...]
+    status: ReviewStatus
+    created_at: datetime
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    reason: str | None = None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _review(row: Any) -> Review:
+    return Review(
+        review_id=row.review_id,
+        record_id=row.record_id,
+        provisional_child_id=row.provisional_child_id,
+        candidate_child_id=row.candidate_child_id,
+        weight=row.weight,
+        breakdown=tuple(json.loads(row.breakdown)),
+        status=ReviewStatus(row.status),
+        created_at=_utc(row.created_at),  # type: ignore[arg-type]
+        decided_at=_utc(row.decided_at),
+        decided_by=row.decided_by,
+        reason=row.reason,
+    )
+
+
+class IdentityStore:
+    """Identity tables over one async engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    # -- person records --------------------------------------------------------------------
+    async def save_record(self, record: PersonRecord, child_id: str, *, now: datetime) -> None:
+        """Insert or replace a person record as belonging to ``child_id``."""
+        values = {
+            "record_id": record.record_id,
+            "child_id": child_id,
+            "features": json.dumps(record.features()),
+            "birth_date": record.birth_date,
+            "sex": record.sex,
+            "postcode": record.postcode,
+            "address_key": record.address_key,
+            "identifiers": json.dumps([list(i) for i in record.identifiers]),
+            "blocking_keys": json.dumps(sorted(blocking_keys(record))),
+            "updated_at": now,
+        }
+        stmt = self._insert(person_records).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["record_id"],
+            set_={k: stmt.excluded[k] for k in values if k != "record_id"},
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def load_index(self, model: MatchModel | None = None) -> PersonIndex:
+        """Build the in-memory index from every persisted record."""
+        index = PersonIndex(model)
+        async with self.engine.connect() as conn:
+            result = await conn.stream(select(person_records).order_by(person_records.c.record_id))
+            async for row in result:
+                record = record_from_features(
+                    row.record_id,
+                    json.loads(row.features),
+                    birth_date=row.birth_date,
+                    sex=row.sex,
+                    postcode=row.postcode,
+                    address_key=row.address_key,
+                    identifiers=[tuple(i) for i in json.loads(row.identifiers)],
+                )
+                index.add(record, row.child_id)
+        return index
+
+    async def records_of(self, child_id: str) -> list[str]:
+        """The record ids linked to a child."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(person_records.c.record_id)
+                .where(person_records.c.child_id == child_id)
+                .order_by(person_records.c.record_id)
+            )
+            return list(rows.scalars())
+
+    # -- reviews ---------------------------------------------------------------------------
+    async def queue_review(
+        self, record_id: str, provisional_child_id: str, candidate: Candidate, *, now: datetime
+    ) -> Review:
+        """Queue a possible match for a person to decide; returns the pending review."""
+        review = Review(
+            review_id=f"rv-{uuid.uuid4().hex}",
+            record_id=record_id,
+            provisional_child_id=provisional_child_id,
+            candidate_child_id=candidate.child_id,
+            weight=round(candidate.score.weight, 3),
+            breakdown=tuple(
+                {"comparison": b.comparison, "level": b.level, "weight": round(b.weight, 3)}
+                for b in candidate.score.breakdown
+            ),
+            status=ReviewStatus.pending,
+            created_at=now,
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                reviews.insert().values(
+                    review_id=review.review_id,
+                    record_id=record_id,
+                    provisional_child_id=provisional_child_id,
+                    candidate_child_id=candidate.child_id,
+                    weight=review.weight,
+                    breakdown=json.dumps(list(review.breakdown)),
+                    status=review.status.value,
+                    created_at=now,
+                )
+            )
+        return review
+
+    async def list_reviews(
+        self, status: ReviewStatus | None = ReviewStatus.pending, *, limit: int = 100
+    ) -> list[Review]:
+        """Reviews, oldest first, optionally of one status."""
+        query = select(reviews).order_by(reviews.c.created_at, reviews.c.review_id).limit(limit)
+        if status is not None:
+            query = query.where(reviews.c.status == status.value)
+        async with self.engine.connect() as conn:
+            return [_review(row) for row in await conn.execute(query)]
+
+    async def get_review(self, review_id: str) -> Review:
+        """One review, or ReviewNotFound."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(reviews).where(reviews.c.review_id == review_id))
+            ).first()
+        if row is None:
+            raise ReviewNotFound(review_id)
+        return _review(row)
+
+    async def decide_review(
+        self, review_id: str, decision: Decision, *, decided_by: str, reason: str, now: datetime
+    ) -> tuple[Review, ChildrenMerged | MatchKeptApart]:
+        """Record a decision; ``link`` merges the provisional child into the candidate.
+
+        Returns the decided review and the event to publish. Raises ReviewNotFound, or
+        ReviewAlreadyDecided when it is not pending (checked in the same transaction).
+        """
+        status = ReviewStatus.linked if decision is Decision.link else ReviewStatus.kept_apart
+        async with self.engine.begin() as conn:
+            done = await conn.execute(
+                update(reviews)
+                .where(reviews.c.review_id == review_id, reviews.c.status == "pending")
+                .values(status=status.value, decided_at=now, decided_by=decided_by, reason=reason)
+            )
+            row = (
+                await conn.execute(select(reviews).where(reviews.c.review_id == review_id))
+            ).first()
+            if row is None:
+                raise ReviewNotFound(review_id)
+            if done.rowcount != 1:
+                raise ReviewAlreadyDecided(review_id)
+            review = _review(row)
+            if decision is Decision.keep_apart:
+                return review, MatchKeptApart(
+                    review_id,
+                    review.provisional_child_id,
+                    review.candidate_child_id,
+                    decided_by,
+                    reason,
+                    now,
+                )
+            moved = await self._move(conn, review.provisional_child_id, review.candidate_child_id)
+            merge = ChildrenMerged(
+                merge_id=f"mg-{uuid.uuid4().hex}",
+                surviving_child_id=review.candidate_child_id,
+                merged_child_id=review.provisional_child_id,
+                record_ids=moved,
+                review_id=review_id,
+                decided_by=decided_by,
+                reason=reason,
+                merged_at=now,
+            )
+            await conn.execute(
+                merges.insert().values(
+                    merge_id=merge.merge_id,
+                    surviving_child_id=merge.surviving_child_id,
+                    merged_child_id=merge.merged_child_id,
+                    record_ids=json.dumps(list(moved)),
+                    review_id=review_id,
+                    decided_by=decided_by,
+                    reason=reason,
+                    merged_at=now,
+                )
+            )
+            return review, merge
+
+    async def _move(self, conn: Any, from_child: str, to_child: str) -> tuple[str, ...]:
+        ids = tuple(
+            (
+                await conn.execute(
+                    select(person_records.c.record_id)
+                    .where(person_records.c.child_id == from_child)
+                    .order_by(person_records.c.record_id)
+                )
+            ).scalars()
+        )
+        await conn.execute(
+            update(person_records)
+            .where(person_records.c.child_id == from_child)
+            .values(child_id=to_child)
+        )
+        return ids
+
+    async def undo_merge(
+        self, merge_id: str, *, undone_by: str, reason: str, now: datetime
+    ) -> MergeUndone:
+        """Move a merge's records back to the child they came from; MergeNotFound if none."""
+        async with self.engine.begin() as conn:
+            done = await conn.execute(
+                update(merges)
+                .where(merges.c.merge_id == merge_id, merges.c.undone_at.is_(None))
+                .values(undone_at=now, undone_by=undone_by, undo_reason=reason)
+            )
+            if done.rowcount != 1:
+                raise MergeNotFound(merge_id)
+            row = (await conn.execute(select(merges).where(merges.c.merge_id == merge_id))).one()
+            record_ids = tuple(json.loads(row.record_ids))
+            if record_ids:
+                await conn.execute(
+                    update(person_records)
+                    .where(person_records.c.record_id.in_(record_ids))
+                    .values(child_id=row.merged_child_id)
+                )
+            return MergeUndone(
+                merge_id=merge_id,
+                restored_child_id=row.merged_child_id,
+                from_child_id=row.surviving_child_id,
+                record_ids=record_ids,
+                undone_by=undone_by,
+                reason=reason,
+                undone_at=now,
+            )
+
+    # -- households ------------------------------------------------------------------------
+    async def add_household_links(
+        self, links: list[Link], *, source_event_id: str | None, now: datetime
+    ) -> None:
+        """Persist household links (a link already held is left as it is)."""
+        if not links:
+            return
+        rows = [
+            {
+                "a": x.a,
+                "b": x.b,
+                "kind": x.kind.value,
+                "source_event_id": source_event_id,
+                "created_at": now,
+            }
+            for x in dict.fromkeys(links)
+        ]
+        stmt = self._insert(household_links).values(rows).on_conflict_do_nothing()
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def load_households(self) -> Households:
+        """The household graph from every persisted link."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(household_links).order_by(household_links.c.a))
+            return Households(Link(r.a, r.b, LinkKind(r.kind)) for r in rows)
+
+    async def forget_record(self, record_id: str) -> None:
+        """Delete a person record (erasure of the record it came from)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(person_records).where(person_records.c.record_id == record_id)
+            )

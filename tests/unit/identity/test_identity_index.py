@@ -1,0 +1,141 @@
+"""The person index: blocking finds the true candidate; twins and ambiguity are never linked."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from contracts import Person
+from hub.identity.index import PersonIndex, blocking_keys
+from hub.identity.records import PersonRecord, make_record, record_from_person
+from hub.identity.scoring import Band
+
+pytestmark = pytest.mark.unit
+
+
+def rec(record_id: str, given: str, family: str, born: date, **kw: object) -> PersonRecord:
+    fields = {"sex": "male", "postcode": "NS1 4MB", **kw}
+    return make_record(record_id, given=[given], family=[family], birth_date=born, **fields)  # type: ignore[arg-type]
+
+
+JAYDEN = rec(
+    "health|pt-1", "Jayden", "Smith", date(2016, 5, 4), identifiers=[("nhs", "9990001138")]
+)
+
+
+@pytest.fixture
+def index() -> PersonIndex:
+    ix = PersonIndex()
+    ix.add(JAYDEN, "ch-jayden")
+    ix.add(rec("health|pt-2", "Amelia", "Smith", date(2009, 9, 2), sex="female"), "ch-amelia")
+    ix.add(rec("health|pt-3", "Oliver", "Turner", date(2016, 5, 4), postcode="NS3 5RC"), "ch-ol")
+    return ix
+
+
+class TestBlocking:
+    """A lookup finds the true candidate despite the usual errors."""
+
+    @pytest.mark.parametrize(
+        "incoming",
+        [
+            rec("police|1", "Jaden", "Smyth", date(2016, 5, 4), postcode=None),
+            rec("police|2", "Jayden", "Smith", date(2016, 4, 5), postcode=None),
+            rec("school|3", "Jay", "Smith-Jones", date(2016, 5, 4)),
+            rec("school|4", "Jayden", "Smith", date(2016, 5, 9)),
+            rec("school|5", "Jayden", "Smith", date(2016, 5, 4), postcode="NS9 9ZZ"),
+        ],
+        ids=["misspelt", "day-month-swapped", "nickname-hyphenated", "wrong-day", "moved"],
+    )
+    def test_true_candidate_is_found(self, index: PersonIndex, incoming: PersonRecord) -> None:
+        """The true child is among the candidates a lookup scores."""
+        assert "ch-jayden" in [c.child_id for c in index.scored(incoming)]
+
+    def test_unrelated_people_are_not_compared(self, index: PersonIndex) -> None:
+        """Someone sharing no blocking key with anyone has no candidates."""
+        assert index.scored(rec("x|1", "Zara", "Nowak", date(2001, 1, 1), postcode="NS8 1AA")) == []
+
+    def test_lookup_keys_include_the_swapped_date(self) -> None:
+        """Lookups also try the birth date with day and month swapped; indexing does not."""
+        keys = blocking_keys(rec("x", "Jo", "Ng", date(2016, 5, 4)), lookup=True)
+        assert "df:2016-04-05:NK" in keys
+        assert "df:2016-04-05:NK" not in blocking_keys(rec("x", "Jo", "Ng", date(2016, 5, 4)))
+
+
+class TestMatch:
+    """The bands a lookup answers."""
+
+    def test_misspelt_police_record_links(self, index: PersonIndex) -> None:
+        """Jaden Smyth, same birth date and sex, links to Jayden Smith by score."""
+        result = index.match(rec("police|1", "Jaden", "Smyth", date(2016, 5, 4)))
+        assert (result.band, result.child_id, result.linked_by) == (Band.link, "ch-jayden", "score")
+
+    def test_identifier_links_deterministically(self, index: PersonIndex) -> None:
+        """A known NHS number links whatever the names say."""
+        other = rec(
+            "gp|9", "Someone", "Else", date(2000, 1, 1), identifiers=[("nhs", "9990001138")]
+        )
+        result = index.match(other)
+        assert (result.band, result.child_id, result.linked_by) == (Band.link, "ch-jayden", "nhs")
+
+    @pytest.mark.parametrize(
+        ("family", "born"),
+        [
+            ("Smith", date(2016, 5, 4)),
+            ("Smyth", date(2016, 5, 4)),
+            ("Smith", date(2016, 4, 5)),
+        ],
+        ids=["same-surname", "misspelt-surname", "swapped-date"],
+    )
+    def test_twin_is_not_linked(self, index: PersonIndex, family: str, born: date) -> None:
+        """A twin (same surname, birth date, address; different first name) is no match."""
+        result = index.match(rec("school|t", "Oscar", family, born))
+        assert result.band is Band.no_match
+        assert result.child_id is None
+        assert result.candidates[0].child_id == "ch-jayden"
+
+    def test_partial_evidence_is_queued(self, index: PersonIndex) -> None:
+        """A nickname and a surname part with no address or sex is a possible match."""
+        incoming = make_record(
+            "school|c", given=["Jay"], family=["Jones-Smith"], birth_date=date(2016, 4, 5)
+        )
+        result = index.match(incoming)
+        assert (result.band, result.child_id) == (Band.possible_match, None)
+        assert result.candidates[0].child_id == "ch-jayden"
+
+    def test_two_children_in_the_link_band_is_ambiguous(self, index: PersonIndex) -> None:
+        """If two different children both score a link, the record is queued, not linked."""
+        index.add(rec("health|dup", "Jayden", "Smith", date(2016, 5, 4)), "ch-duplicate")
+        result = index.match(rec("police|7", "Jayden", "Smith", date(2016, 5, 4)))
+        assert (result.band, result.child_id) == (Band.possible_match, None)
+        assert {c.child_id for c in result.candidates[:2]} == {"ch-jayden", "ch-duplicate"}
+
+    def test_move_and_remove(self, index: PersonIndex) -> None:
+        """A moved record belongs to its new child; a removed one is never a candidate."""
+        index.move("health|pt-2", "ch-jayden")
+        assert index.child_of("health|pt-2") == "ch-jayden"
+        index.remove("health|pt-2")
+        assert index.child_of("health|pt-2") is None
+        lookup = rec("x", "Amelia", "Smith", date(2009, 9, 2), sex="female")
+        assert index.match(lookup).band is Band.no_match
+        assert len(index) == 2
+
+    def test_record_from_contract_person(self) -> None:
+        """A contract Person's aliases become given-name variants of the record."""
+        person = Person.model_validate(
+            {
+                "identifiers": [{"system": "upn", "value": "P938000001001"}],
+                "name": {"given": "Amelia", "family": "Smith", "aliases": ["Millie Smith"]},
+                "birth_date": "2009-09-02",
+                "sex": "female",
+                "address": {"lines": ["3 Mill Lane", "Northtown"], "postcode": "ns14mb"},
+            }
+        )
+        record = record_from_person(person, "school|upn")
+        assert (record.given_first, record.family_joined, record.postcode, record.address_key) == (
+            ("amelia", "millie"),
+            ("smith",),
+            "NS1 4MB",
+            "NS14MB:3",
+        )
+        assert record.identifiers == (("upn", "P938000001001"),)
