@@ -1,0 +1,201 @@
+"""Chronology views: involvement spans, statuses, summary header, filters and Markdown export."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from hub.domain.chronology import (
+    ChronologyItem,
+    ChronologyQuery,
+    InvolvementSpan,
+    child_statuses,
+    filter_items,
+    involvement_spans,
+    milestones,
+    summarise,
+    to_markdown,
+)
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+LEAD = {"name": "Sam Practitioner", "role": "social worker", "phone": "01632 960001"}
+
+
+def item(
+    event_id: str,
+    event_type: str,
+    when: str,
+    *,
+    agency: str = "northshire-cs",
+    kind: str = "childrens_services",
+    data: dict[str, Any] | None = None,
+    sensitivity: tuple[str, ...] = (),
+    summary: str = "",
+) -> ChronologyItem:
+    at = datetime.fromisoformat(when).replace(tzinfo=UTC)
+    return ChronologyItem(
+        event_id=event_id,
+        event_type=event_type,
+        family=event_type.split(".")[0],
+        occurred_at=at,
+        recorded_at=at,
+        agency_id=agency,
+        agency_kind=kind,
+        summary=summary or event_id,
+        sensitivity=sensitivity,
+        corrects=None,
+        data=data or {},
+    )
+
+
+PLAN_START = item(
+    "cs-1",
+    "involvement.started",
+    "2024-01-10T10:00",
+    data={
+        "involvement_type": "child_protection_plan",
+        "involvement_id": "CPP-1",
+        "started_on": "2024-01-10",
+        "lead_practitioner": LEAD,
+    },
+)
+CIN_START = item(
+    "cs-2",
+    "involvement.started",
+    "2023-05-01T10:00",
+    data={
+        "involvement_type": "child_in_need",
+        "involvement_id": "CIN-1",
+        "started_on": "2023-05-01",
+    },
+)
+CIN_END = item(
+    "cs-3",
+    "involvement.ended",
+    "2024-01-09T10:00",
+    data={
+        "involvement_type": "child_in_need",
+        "involvement_id": "CIN-1",
+        "started_on": "2023-05-01",
+        "ended_on": "2024-01-09",
+    },
+)
+POLICE_CONCERN = item(
+    "p-1",
+    "concern.raised",
+    "2024-05-20T21:00",
+    agency="northshire-police",
+    kind="police",
+    sensitivity=("domestic_abuse",),
+    summary="Incident | at home",
+)
+SCHOOL_CONCERN = item(
+    "s-1", "concern.raised", "2024-01-15T09:00", agency="northshire-primary", kind="schools"
+)
+STRATEGY = item(
+    "cs-4", "contact.recorded", "2024-05-21T14:00", data={"contact_type": "strategy_meeting"}
+)
+ITEMS = [CIN_START, CIN_END, PLAN_START, SCHOOL_CONCERN, POLICE_CONCERN, STRATEGY]
+
+
+class TestSpans:
+    """Involvement events fold into spans with their lead practitioner."""
+
+    def test_spans_open_and_closed(self) -> None:
+        """A started-and-ended involvement is closed; a started one is open with its lead."""
+        assert involvement_spans(ITEMS) == [
+            InvolvementSpan(
+                "CIN-1",
+                "child_in_need",
+                "northshire-cs",
+                "childrens_services",
+                date(2023, 5, 1),
+                date(2024, 1, 9),
+                None,
+                ("cs-2", "cs-3"),
+            ),
+            InvolvementSpan(
+                "CPP-1",
+                "child_protection_plan",
+                "northshire-cs",
+                "childrens_services",
+                date(2024, 1, 10),
+                None,
+                LEAD,
+                ("cs-1",),
+            ),
+        ]
+
+    def test_statuses_come_from_open_spans_only(self) -> None:
+        """An open CP plan gives cp_plan; the ended child-in-need plan gives nothing."""
+        assert child_statuses(involvement_spans(ITEMS)) == {"cp_plan"}
+
+    def test_latest_strategy_meeting_is_a_milestone(self) -> None:
+        """A strategy-meeting contact is the strategy_meeting milestone."""
+        assert milestones(ITEMS) == {"strategy_meeting": STRATEGY.occurred_at}
+
+
+class TestSummary:
+    """The summary header counts concerns per agency over 30/90/365 days."""
+
+    def test_summary(self) -> None:
+        """Open plans, windowed concern counts and the last contact of each agency."""
+        summary = summarise(ITEMS, involvement_spans(ITEMS), now=NOW)
+        assert summary.open_plans == ("child_protection_plan",)
+        assert summary.concerns_by_agency == {
+            "northshire-police": {"30": 1, "90": 1, "365": 1},
+            "northshire-primary": {"30": 0, "90": 0, "365": 1},
+        }
+        assert summary.last_contact_by_agency == {
+            "northshire-cs": STRATEGY.occurred_at,
+            "northshire-police": POLICE_CONCERN.occurred_at,
+            "northshire-primary": SCHOOL_CONCERN.occurred_at,
+        }
+
+
+class TestFilters:
+    """Filters narrow by agency kind, family, period and sensitivity."""
+
+    @pytest.mark.parametrize(
+        ("query", "expected"),
+        [
+            (ChronologyQuery(), [i.event_id for i in ITEMS]),
+            (ChronologyQuery(agency_kinds=frozenset({"police"})), ["p-1"]),
+            (ChronologyQuery(families=frozenset({"concern"})), ["s-1", "p-1"]),
+            (ChronologyQuery(since=datetime(2024, 5, 1, tzinfo=UTC)), ["p-1", "cs-4"]),
+            (ChronologyQuery(until=datetime(2023, 12, 31, tzinfo=UTC)), ["cs-2"]),
+            (ChronologyQuery(sensitivity=frozenset({"domestic_abuse"})), ["p-1"]),
+        ],
+    )
+    def test_filter(self, query: ChronologyQuery, expected: list[str]) -> None:
+        """Each filter keeps exactly the matching items, in order."""
+        assert [i.event_id for i in filter_items(ITEMS, query)] == expected
+
+
+class TestMarkdown:
+    """The export is a table practitioners can paste."""
+
+    def test_markdown_export(self) -> None:
+        """Involved-now list, then one table row per item with pipes escaped."""
+        text = to_markdown(
+            "ch-1",
+            [POLICE_CONCERN],
+            involvement_spans(ITEMS),
+            {
+                "northshire-police": "Northshire Police",
+                "northshire-cs": "Northshire Council Children's Services",
+            },
+            generated_at=NOW,
+        )
+        assert text == (
+            "# Chronology for child ch-1\n\nGenerated 01 June 2024 12:00 UTC.\n\n"
+            "## Involved now\n\n"
+            "- Child protection plan (Northshire Council Children's Services) since 10/01/2024"
+            " — Sam Practitioner, social worker, 01632 960001\n\n"
+            "## Chronology\n\n| Date | Agency | What happened |\n|---|---|---|\n"
+            "| 20/05/2024 21:00 | Northshire Police | Incident \\| at home |\n"
+        )
