@@ -39,6 +39,7 @@ class Caller:
     agency: Agency
     role: Role
     team: str | None = None
+    email: str | None = None
 
 
 class TokenIssuer:
@@ -56,6 +57,7 @@ class TokenIssuer:
         agency: str,
         role: Role,
         team: str | None = None,
+        email: str | None = None,
         ttl: timedelta = timedelta(hours=8),
         now: datetime | None = None,
     ) -> str:
@@ -73,6 +75,8 @@ class TokenIssuer:
         }
         if team:
             claims["team"] = team
+        if email:
+            claims["email"] = email
         return jwt.encode(claims, self._key, algorithm="EdDSA")
 
 
@@ -124,4 +128,9 @@ class TokenVerifier:
         team = claims.get("team")
         if team is not None and (not isinstance(team, str) or len(team) > 128):
             raise InvalidToken("token team claim must be text")
-        return Caller(sub=str(claims["sub"]), agency=agency, role=role, team=team or None)
+        email = claims.get("email")
+        if email is not None and (not isinstance(email, str) or len(email) > 254):
+            raise InvalidToken("token email claim must be text")
+        return Caller(
+            sub=str(claims["sub"]), agency=agency, role=role, team=team or None, email=email or None
+        )

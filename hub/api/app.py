@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from contracts import Envelope
+from hub import web
 from hub.api import agency_submissions, children, ops, submissions
 from hub.bootstrap import Hub, ProcessRole
 
@@ -56,6 +57,7 @@ def create_app(hub: Hub) -> FastAPI:
         app.include_router(submissions.router)
         app.include_router(agency_submissions.router)
         app.include_router(children.router)
+        web.install(app)  # the pages call the API in-process, so they live beside it
     _document_envelope(app)
     return app
 

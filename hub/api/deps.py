@@ -11,7 +11,7 @@ from hub.auth import Caller, InvalidToken
 from hub.bootstrap import Hub
 from hub.observability import get_logger
 
-__all__ = ["CurrentCaller", "HubDep", "current_caller", "get_hub"]
+__all__ = ["SESSION_COOKIE", "CurrentCaller", "HubDep", "current_caller", "get_hub"]
 
 log = get_logger(__name__)
 
@@ -26,11 +26,23 @@ def get_hub(request: Request) -> Hub:
 HubDep = Annotated[Hub, Depends(get_hub)]
 
 
+SESSION_COOKIE = "hub_session"
+"""The web pages keep the signed-in user's bearer token in this HttpOnly, SameSite cookie."""
+
+
 def current_caller(
+    request: Request,
     hub: HubDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    """The verified caller, or 401 with the reason (never the token itself)."""
+    """The verified caller, or 401 with the reason (never the token itself).
+
+    The token comes from the Authorization header, or for the hub's own web pages (and their
+    server-sent-event stream, which cannot set headers) from the session cookie.
+    """
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if credentials is None and cookie:
+        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=cookie)
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

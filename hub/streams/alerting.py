@@ -1,0 +1,74 @@
+"""The alert consumer: feeds `hub.events` to the alert engine, and escalates overdue alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from contracts import ContractValidationError, parse_envelope
+from hub.alerts.facts import facts_from_envelope
+from hub.alerts.processing import AlertProcessor, PositionedFacts
+from hub.crypto.data_keys import KeyDestroyed, UnknownDataKey
+from hub.crypto.encryption import FieldCipher, FieldDecryptionFailed
+from hub.observability import Metrics, get_logger
+from hub.streams.records import ConsumedRecord
+from hub.streams.wire import SealedHubEvent
+
+__all__ = ["AlertConsumer", "run_escalations"]
+
+log = get_logger(__name__)
+
+PROCESSOR = "alerts"
+
+
+class AlertConsumer:
+    """Opens each sealed `hub.events` record and hands its facts to the alert processor.
+
+    A record that cannot be opened (erased child, invalid record) still advances the
+    alert engine's position: the narrative projector dead-letters invalid records, and an
+    erased child's events must not raise alerts.
+    """
+
+    def __init__(
+        self, *, processor: AlertProcessor, cipher: FieldCipher, metrics: Metrics
+    ) -> None:
+        self._processor = processor
+        self._cipher = cipher
+        self._metrics = metrics
+
+    async def handle_batch(self, records: Sequence[ConsumedRecord]) -> int:
+        """Evaluate one batch; returns how many alerts were raised or withdrawn."""
+        items: list[PositionedFacts] = []
+        for record in records:
+            self._metrics.events_in.labels(PROCESSOR, record.topic).inc()
+            facts = None
+            try:
+                sealed = SealedHubEvent.model_validate_json(record.value)
+                opened = await self._cipher.open_envelope(sealed.child_id, sealed.envelope)
+                facts = facts_from_envelope(parse_envelope(opened), sealed.child_id)
+            except (ValidationError, ContractValidationError, FieldDecryptionFailed):
+                log.warning("alerts.record_skipped", topic=record.topic,
+                            partition=record.partition, offset=record.offset, cause="invalid")
+            except (KeyDestroyed, UnknownDataKey):
+                log.info("alerts.record_skipped", topic=record.topic,
+                         partition=record.partition, offset=record.offset, cause="erased")
+            items.append(PositionedFacts(facts, record.topic, record.partition, record.offset))
+        outcomes = await self._processor.handle(items)
+        self._metrics.events_out.labels(PROCESSOR, "alert_changes").inc(len(outcomes))
+        return len(outcomes)
+
+
+async def run_escalations(processor: AlertProcessor, *, every_seconds: float = 30.0) -> None:
+    """Take due escalation steps for ever (cancelled at shutdown); a failure is logged, retried."""
+    while True:
+        try:
+            await processor.escalate()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("alerts.escalation_failed")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.sleep(every_seconds)
