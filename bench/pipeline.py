@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import multiprocessing as mp
@@ -66,6 +67,8 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.examples import example_envelope, valid_nhs_number
+from hub.crypto.agency_keys import dev_key_id, dev_private_key
+from hub.crypto.signing import canonical_json
 from hub.settings import Settings
 from hub.store.db import create_engine
 from hub.store.schema import narrative_entries
@@ -73,6 +76,8 @@ from hub.store.schema import narrative_entries
 EVENTS_PER_CHILD = 20
 POLL_SECONDS = 0.5
 _PLACEHOLDER = "@@RECORDED_AT@@"
+_SIGNATURE = "@@SIGNATURE@@"
+_AGENCY = "northshire-police"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # `hub serve` under cProfile. uvicorn re-raises SIGTERM after its graceful shutdown, which would
@@ -182,19 +187,27 @@ def as_utc(value: datetime) -> datetime:
 
 @dataclass(slots=True)
 class Load:
-    """Pre-serialised messages: value = head + <recorded_at> + tail, and a partition key."""
+    """Pre-serialised messages: value = head + <recorded_at> + tail, and a partition key.
+
+    Signed loads (``mids`` set): value = head + <recorded_at> + mid + <signature> + tail, the
+    Ed25519 signature (the agency's dev key) made at produce time over canonical head +
+    <recorded_at> + canonical tail, since ``recorded_at`` is part of the signed content.
+    """
 
     keys: list[bytes]
     heads: list[bytes]
     tails: list[bytes]
     children: int
+    mids: list[bytes] | None = None
+    canonical: list[tuple[bytes, bytes]] | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
 
 
-def build_load(events: int, run_id: str) -> Load:
-    """N valid envelopes over N/20 children, serialised except for ``recorded_at``."""
+def build_load(events: int, run_id: str, *, signed: bool = True) -> Load:
+    """N valid envelopes over N/20 children, serialised except for ``recorded_at`` (and the
+    signature, when ``signed``)."""
     children = max(1, events // EVENTS_PER_CHILD)
     if children > 900_000:
         raise SystemExit("too many children for valid_nhs_number's seed range")
@@ -202,6 +215,8 @@ def build_load(events: int, run_id: str) -> Load:
     keys: list[bytes] = []
     heads: list[bytes] = []
     tails: list[bytes] = []
+    mids: list[bytes] = []
+    canonical: list[tuple[bytes, bytes]] = []
     for i in range(events):
         child = i % children
         envelope = example_envelope(
@@ -215,12 +230,29 @@ def build_load(events: int, run_id: str) -> Load:
                 "sex": "female",
             },
         )
+        if signed:
+            envelope = {**envelope, "key_id": dev_key_id(_AGENCY), "signature": _SIGNATURE}
+            c_head, _, c_tail = canonical_json(envelope).partition(_PLACEHOLDER.encode())
+            canonical.append((c_head, c_tail))
         raw = json.dumps(envelope, separators=(",", ":")).encode()
         head, _, tail = raw.partition(_PLACEHOLDER.encode())
+        if signed:
+            mid, _, tail = tail.partition(_SIGNATURE.encode())
+            mids.append(mid)
         keys.append(f"nhs:{nhs[child]}".encode())
         heads.append(head)
         tails.append(tail)
+    if signed:
+        return Load(keys, heads, tails, children, mids=mids, canonical=canonical)
     return Load(keys=keys, heads=heads, tails=tails, children=children)
+
+
+def _signed_value(load: Load, index: int, stamp: bytes, key: Any) -> bytes:
+    """A signed load's message ``index`` with its recorded_at and a fresh signature."""
+    assert load.mids is not None and load.canonical is not None
+    c_head, c_tail = load.canonical[index]
+    signature = base64.urlsafe_b64encode(key.sign(c_head + stamp + c_tail)).rstrip(b"=")
+    return load.heads[index] + stamp + load.mids[index] + signature + load.tails[index]
 
 
 @dataclass(slots=True)
@@ -241,10 +273,18 @@ async def produce(bootstrap: str, topic: str, load: Load) -> Produced:
     await producer.start()
     try:
         futures: list[asyncio.Future[Any]] = []
+        signer = dev_private_key(_AGENCY)
         started = time.time()
-        for key, head, tail in zip(load.keys, load.heads, load.tails, strict=True):
+        for index, (key, head, tail) in enumerate(
+            zip(load.keys, load.heads, load.tails, strict=True)
+        ):
             stamp = datetime.now(UTC).isoformat().encode()
-            futures.append(await producer.send(topic, head + stamp + tail, key=key))
+            value = (
+                head + stamp + tail
+                if load.mids is None
+                else _signed_value(load, index, stamp, signer)
+            )
+            futures.append(await producer.send(topic, value, key=key))
         await asyncio.gather(*futures)
         return Produced(started_wall=started, acked_wall=time.time())
     finally:
@@ -493,6 +533,7 @@ async def run_hub_phase(
         "HUB_DATABASE_URL": db_url,
         "HUB_BATCH_MAX_RECORDS": str(args.batch),
         "HUB_LOG_LEVEL": "INFO",
+        "HUB_REQUIRE_SIGNATURES": "false" if args.unsigned else "true",
     }
     hub = leftovers.hub = Hub(env, work, args.profile)
     t = time.monotonic()
@@ -707,6 +748,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="run the hub under cProfile and write its stats here (slows the hub down)",
     )
     parser.add_argument("--keep", action="store_true", help="keep temp dir, topics, database")
+    parser.add_argument(
+        "--unsigned",
+        action="store_true",
+        help="send unsigned envelopes to a hub with HUB_REQUIRE_SIGNATURES=false (signing and "
+        "verification off; encryption at rest has no off switch)",
+    )
     args = parser.parse_args(argv)
     if args.store == "postgresql" and not args.postgres_url:
         parser.error("--store postgresql needs --postgres-url (or HUB_TEST_POSTGRES_URL)")
@@ -721,7 +768,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         f"{platform.python_version()}, {platform.platform()}"
     )
     t = time.monotonic()
-    load = build_load(args.events, run_id)
+    load = build_load(args.events, run_id, signed=not args.unsigned)
     mean_bytes = (
         sum(len(h) + len(tl) for h, tl in zip(load.heads, load.tails, strict=True)) + 32 * len(load)
     ) / len(load)

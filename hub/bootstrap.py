@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
+from hub.alerts.calendar import load_calendar
+from hub.alerts.processing import AlertProcessor
+from hub.alerts.rules import load_rules
+from hub.alerts.store import AlertStore
 from hub.auth import TokenIssuer, TokenVerifier
+from hub.crypto.runtime import HubSecurity, build_security
 from hub.crypto.token_keys import load_or_create_signing_key, load_public_key
 from hub.kafka.admin import ensure_topics
 from hub.observability import Metrics, get_logger
@@ -14,6 +22,7 @@ from hub.registry import AgencyRegistry
 from hub.settings import Settings
 from hub.store.db import create_engine, migrate
 from hub.store.repository import SqlStore
+from hub.streams.alerting import AlertConsumer, run_escalations
 from hub.streams.app import HubStreams
 from hub.streams.ingest import IngestProcessor
 from hub.streams.projector import NarrativeProjector
@@ -23,6 +32,9 @@ __all__ = ["Hub", "ProcessRole", "build_hub"]
 
 log = get_logger(__name__)
 
+_DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+"""Default rule and calendar files shipped beside the package (see README: configuration)."""
+
 
 class ProcessRole(StrEnum):
     """What one process runs: everything (embedded default) or one part, to scale parts apart."""
@@ -30,6 +42,7 @@ class ProcessRole(StrEnum):
     all = "all"
     ingest = "ingest"
     narrative = "narrative"
+    alerts = "alerts"
     api = "api"
 
 
@@ -46,11 +59,16 @@ class Hub:
     streams: HubStreams
     verifier: TokenVerifier
     issuer: TokenIssuer | None
+    security: HubSecurity
+    alerts: AlertStore
+    alert_processor: AlertProcessor
     _started: bool = field(default=False, init=False)
+    _escalations: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
         """Migrate the store, create missing topics, then connect and start the subscribers."""
         await migrate(self.store.engine)
+        await self.security.start()
         await ensure_topics(
             self.settings.bootstrap,
             self.topics.specs(),
@@ -58,6 +76,14 @@ class Hub:
         )
         await self.streams.broker.start()
         self._started = True
+        if self.role in (ProcessRole.all, ProcessRole.alerts):
+            self._escalations = asyncio.create_task(
+                run_escalations(
+                    self.alert_processor,
+                    every_seconds=self.settings.escalation_interval_seconds,
+                ),
+                name="alert-escalations",
+            )
         log.info(
             "hub.started",
             role=self.role.value,
@@ -67,6 +93,11 @@ class Hub:
 
     async def stop(self) -> None:
         """Finish in-flight batches (offsets committed), then close Kafka and the store."""
+        if self._escalations is not None:
+            self._escalations.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._escalations
+            self._escalations = None
         if self._started:
             await self.streams.broker.stop()
             self._started = False
@@ -90,6 +121,7 @@ def build_hub(settings: Settings, role: ProcessRole = ProcessRole.all) -> Hub:
     registry = AgencyRegistry.load(settings.agencies_file)
     metrics = Metrics()
     store = SqlStore(create_engine(settings.db_url))
+    security = build_security(settings, store.engine, registry)
     topics = Topics(settings)
     streams = HubStreams(settings, topics, metrics)
     keys_dir = settings.data_dir / "keys"
@@ -117,11 +149,28 @@ def build_hub(settings: Settings, role: ProcessRole = ProcessRole.all) -> Hub:
                 topics=topics,
                 publish=streams.publish,
                 metrics=metrics,
+                security=security,
             )
+        )
+    alert_store = AlertStore(store.engine)
+    alert_processor = AlertProcessor(
+        store=alert_store,
+        rules=load_rules(settings.alert_rules_file or _DEPLOY / "alerts" / "northshire.yaml"),
+        calendar=load_calendar(settings.term_dates_file or _DEPLOY / "alerts" / "term-dates.yaml"),
+    )
+    if role in (ProcessRole.all, ProcessRole.alerts):
+        streams.subscribe_alerts(
+            AlertConsumer(processor=alert_processor, cipher=security.cipher, metrics=metrics)
         )
     if role in (ProcessRole.all, ProcessRole.narrative):
         streams.subscribe_narrative(
-            NarrativeProjector(store=store, topics=topics, publish=streams.publish, metrics=metrics)
+            NarrativeProjector(
+                store=store,
+                topics=topics,
+                publish=streams.publish,
+                metrics=metrics,
+                security=security,
+            )
         )
     return Hub(
         settings=settings,
@@ -133,4 +182,7 @@ def build_hub(settings: Settings, role: ProcessRole = ProcessRole.all) -> Hub:
         streams=streams,
         verifier=verifier,
         issuer=issuer,
+        security=security,
+        alerts=alert_store,
+        alert_processor=alert_processor,
     )

@@ -13,12 +13,15 @@ import typer
 
 from contracts import AgencyKind
 from hub.bootstrap import Hub, ProcessRole, build_hub
+from hub.crypto.cli import keys_app
 from hub.domain.roles import Role
+from hub.governance.cli import audit_app, rules_app
 from hub.kafka.cli import kafka_app
 from hub.observability import configure_logging
 from hub.registry import Agency, AgencyRegistry
 from hub.settings import Settings, load_settings
 from hub.streams.wire import DeadLetterSource
+from hub.synth.cli import synth_app
 
 __all__ = ["app"]
 
@@ -28,12 +31,16 @@ app = typer.Typer(
     help="Safeguarding Hub: multi-agency child-protection information hub.", no_args_is_help=True
 )
 app.add_typer(kafka_app, name="kafka", help="Run the local single-node Kafka broker.")
+app.add_typer(keys_app, name="keys")
 contracts_app = typer.Typer(help="Wire contracts: JSON Schemas and the AsyncAPI document.")
 dlq_app = typer.Typer(help="Dead letters: list them with reasons, redrive them through ingest.")
 db_app = typer.Typer(help="The store's schema.")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(db_app, name="db")
+app.add_typer(synth_app, name="synth", help="Generate a synthetic population as native files.")
+app.add_typer(rules_app, name="rules", help="Sharing rules: validate, diff, dry-run, apply.")
+app.add_typer(audit_app, name="audit", help="The audit trail: verify, search.")
 
 
 def _settings() -> Settings:
@@ -129,11 +136,18 @@ def adapter(
     Exit 0 when every record was sent, 1 when some were rejected (the rest were sent),
     2 when the file cannot be read at all (nothing sent).
     """
+    from hub.crypto.agency_keys import AgencyKeysError
+    from hub.crypto.runtime import agency_signer
     from hub.intake import UnreadableFile, content_type_for, parse_native, publish_envelopes
 
     settings = _settings()
     registry = AgencyRegistry.load(settings.agencies_file)
     chosen = _agency_of_kind(registry, kind, agency)
+    try:  # the adapter runs on the agency's side: it signs with the agency's own key
+        signer = agency_signer(settings, chosen.id, registry, now=datetime.now(UTC))
+    except AgencyKeysError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     try:
         body = file.read_bytes()
         media = content_type or content_type_for(file)
@@ -148,7 +162,9 @@ def adapter(
     _ensure_local_kafka(settings)
 
     async def send(hub: Hub) -> list[str]:
-        return await publish_envelopes(hub.streams, hub.topics, chosen.kind, result.envelopes)
+        return await publish_envelopes(
+            hub.streams, hub.topics, chosen.kind, result.envelopes, signer=signer
+        )
 
     sent = asyncio.run(_with_hub(settings, send))
     typer.echo(

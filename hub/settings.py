@@ -40,6 +40,22 @@ class Settings(BaseSettings):
     agencies_file: Path | None = Field(
         default=None, description="Agency registry YAML; unset: the packaged Northshire demo."
     )
+    agency_keys_file: Path | None = Field(
+        default=None,
+        description="Agency public signing keys (YAML, ADR 0006); unset: the dev keys.",
+    )
+    require_signatures: bool = Field(
+        default=True, description="Reject unsigned submissions (false: explicit opt-out)."
+    )
+    alert_rules_file: Path | None = Field(
+        default=None, description="Alert rules YAML; unset: deploy/alerts/northshire.yaml."
+    )
+    term_dates_file: Path | None = Field(
+        default=None, description="School term dates YAML; unset: deploy/alerts/term-dates.yaml."
+    )
+    escalation_interval_seconds: float = Field(
+        default=30.0, description="How often overdue alerts are checked for escalation."
+    )
     log_level: str = Field(default="INFO")
     log_json: bool = Field(default=True, description="JSON logs (False: console renderer).")
 

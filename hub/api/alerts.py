@@ -103,8 +103,13 @@ async def list_alerts(
 
 
 def _sse(item: InboxItem) -> str:
-    data = json.dumps({"kind": item.kind, "at": item.at.isoformat(),
-                       "alert": alert_view(item.alert).model_dump(mode="json")})
+    data = json.dumps(
+        {
+            "kind": item.kind,
+            "at": item.at.isoformat(),
+            "alert": alert_view(item.alert).model_dump(mode="json"),
+        }
+    )
     return f"id: {item.seq}\nevent: {item.kind}\ndata: {data}\n\n"
 
 
@@ -125,8 +130,9 @@ async def stream_alerts(
     try:
         after = since if since is not None else int(last_event_id or 0)
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            "Last-Event-ID must be a number") from exc
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID must be a number"
+        ) from exc
     addresses = inbox_addresses(caller)
 
     async def events() -> AsyncIterator[str]:
@@ -159,8 +165,10 @@ async def stream_alerts(
     "/{alert_id}/acknowledge",
     response_model=AlertView,
     summary="Acknowledge an alert addressed to you (stops its escalation).",
-    responses={404: {"description": "No such alert for you."},
-               409: {"description": "The alert was withdrawn."}},
+    responses={
+        404: {"description": "No such alert for you."},
+        409: {"description": "The alert was withdrawn."},
+    },
 )
 async def acknowledge_alert(alert_id: str, hub: HubDep, caller: CurrentCaller) -> AlertView:
     """Record who acknowledged the alert and when; idempotent."""
@@ -172,6 +180,5 @@ async def acknowledge_alert(alert_id: str, hub: HubDep, caller: CurrentCaller) -
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert for you") from exc
     except AlertNotOpen as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, "the alert was withdrawn") from exc
-    log.info("alert.acknowledged", alert_id=alert_id, caller=caller.sub,
-             agency_id=caller.agency.id)
+    log.info("alert.acknowledged", alert_id=alert_id, caller=caller.sub, agency_id=caller.agency.id)
     return alert_view(alert)

@@ -13,8 +13,10 @@ from fastapi.responses import JSONResponse
 
 from contracts import Envelope
 from hub import web
-from hub.api import agency_submissions, children, ops, submissions
+from hub.api import agency_submissions, alerts, children, ops, submissions
 from hub.bootstrap import Hub, ProcessRole
+from hub.governance.api import routers as governance_routers
+from hub.identity import api as identity_api
 
 __all__ = ["create_app"]
 
@@ -57,6 +59,10 @@ def create_app(hub: Hub) -> FastAPI:
         app.include_router(submissions.router)
         app.include_router(agency_submissions.router)
         app.include_router(children.router)
+        app.include_router(alerts.router)
+        app.include_router(identity_api.router)
+        for router in governance_routers:
+            app.include_router(router)
         web.install(app)  # the pages call the API in-process, so they live beside it
     _document_envelope(app)
     return app

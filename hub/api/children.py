@@ -1,4 +1,8 @@
-"""Children: find a child by an agency identifier, and read a child's narrative."""
+"""Children: find a child by an agency identifier, and read a child's narrative.
+
+The identifier is looked up by its keyed digest; narrative text is opened on read, and an
+entry whose child's key was destroyed reads "Record erased on <date>." with no content.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pydantic import BaseModel
 
 from contracts import Identifier
 from hub.api.deps import CurrentCaller, HubDep
+from hub.crypto.narrative import NarrativeOpener
 from hub.domain.roles import NARRATIVE_READER_ROLES, Role
 from hub.observability import get_logger
 
@@ -33,7 +38,7 @@ class ChildSearchResult(BaseModel):
 
 
 class NarrativeItem(BaseModel):
-    """One entry of a child's chronology."""
+    """One entry of a child's chronology (``erased_at`` set: its content was erased)."""
 
     event_id: str
     event_type: str
@@ -46,6 +51,7 @@ class NarrativeItem(BaseModel):
     sensitivity: list[str]
     corrects: str | None
     data: dict[str, object]
+    erased_at: datetime | None = None
 
 
 class Narrative(BaseModel):
@@ -76,7 +82,8 @@ async def find_children(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=[{"loc": "query.identifier", "msg": str(exc), "type": "value_error"}],
         ) from exc
-    ids = await hub.store.children_by_identifier(parsed.system.value, parsed.value)
+    system = parsed.system.value
+    ids = await hub.store.children_by_identifier(system, hub.security.digest(system, parsed.value))
     log.info(
         "children.searched",
         caller=caller.sub,
@@ -103,6 +110,7 @@ async def read_narrative(child_id: str, hub: HubDep, caller: CurrentCaller) -> N
     if len(child_id) > 64 or not await hub.store.child_exists(child_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such child")
     entries = await hub.store.narrative(child_id)
+    texts = await NarrativeOpener(hub.security.keys).open_all(child_id, entries)
     log.info(
         "narrative.read",
         caller=caller.sub,
@@ -110,6 +118,7 @@ async def read_narrative(child_id: str, hub: HubDep, caller: CurrentCaller) -> N
         role=caller.role.value,
         child_id=child_id,
         entries=len(entries),
+        erased=sum(1 for t in texts if t.erased_at is not None),
     )
     return Narrative(
         child_id=child_id,
@@ -122,11 +131,12 @@ async def read_narrative(child_id: str, hub: HubDep, caller: CurrentCaller) -> N
                 recorded_at=e.recorded_at,
                 agency_id=e.agency_id,
                 agency_kind=e.agency_kind,
-                summary=e.summary,
+                summary=t.summary,
                 sensitivity=list(e.sensitivity),
                 corrects=e.supersedes,
-                data=e.payload,
+                data=t.payload,
+                erased_at=t.erased_at,
             )
-            for e in entries
+            for e, t in zip(entries, texts, strict=True)
         ],
     )

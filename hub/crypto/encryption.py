@@ -207,6 +207,16 @@ class FieldCipher:
             for child_id, env in items
         ]
 
+    async def key_for(self, child_id: str, sealed: Mapping[str, Any]) -> DataKey:
+        """The key a sealed document was sealed under (its newest version), to seal more with.
+
+        A document with nothing sealed gets the child's current key. Raises KeyDestroyed.
+        """
+        versions = [int(s["kv"]) for _, s in sealed_paths(sealed)]
+        if versions:
+            return await self._keys.data_key(child_id, max(versions))
+        return (await self._keys.current_keys([child_id]))[child_id]
+
     async def open_envelope(self, child_id: str, sealed: Mapping[str, Any]) -> dict[str, Any]:
         """The plain envelope; KeyDestroyed if the child's key was destroyed."""
         return await self.decrypt_fields(child_id, sealed, event_id=str(sealed["id"]))

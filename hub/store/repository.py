@@ -1,4 +1,8 @@
-"""The SQL store behind the processors and the API: person index, ingest ledger, narrative."""
+"""The SQL store behind the processors and the API: person index, ingest ledger, narrative.
+
+It stores what it is given: the person index holds keyed identifier digests and narrative
+text arrives sealed (``hub.crypto``); the store itself never sees a key.
+"""
 
 from __future__ import annotations
 
@@ -31,17 +35,18 @@ _CHUNK = 400  # rows per IN (...) list; stays under SQLite's bound-parameter lim
 
 @dataclass(frozen=True, slots=True)
 class PositionedEntry:
-    """A narrative entry with the log position it came from."""
+    """A narrative entry with the log position it came from (``erased_at``: its key was gone)."""
 
     entry: NarrativeEntry
     topic: str
     partition: int
     offset: int
+    erased_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class StoredEntry:
-    """A narrative entry as read back from the store."""
+    """A narrative entry as read back from the store (``summary``/``payload`` as stored)."""
 
     event_id: str
     child_id: str
@@ -57,6 +62,7 @@ class StoredEntry:
     status: str
     superseded_by: str | None
     payload: dict[str, object]
+    erased_at: datetime | None = None
 
 
 def _utc(value: datetime) -> datetime:
@@ -125,7 +131,7 @@ class SqlStore:
             )
 
     async def children_by_identifier(self, system: str, value: str) -> list[str]:
-        """Canonical child ids an identifier links to (zero or one today; a list for merges)."""
+        """Canonical child ids a stored key (system, digest) links to (a list for merges)."""
         async with self.engine.connect() as conn:
             rows = await conn.execute(
                 select(child_identifiers.c.child_id).where(
@@ -233,13 +239,20 @@ class SqlStore:
                 "log_partition": i.partition,
                 "log_offset": i.offset,
                 "stored_at": now,
+                "erased_at": i.erased_at,
             }
             for i in fresh
         ]
-        stmt = self._insert(narrative_entries).on_conflict_do_nothing(index_elements=["event_id"])
+        stmt = (
+            self._insert(narrative_entries)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(narrative_entries.c.event_id)
+        )
+        # RETURNING, not rowcount: a batch insert's rowcount is not reliable on asyncpg.
         result = await conn.execute(stmt, rows)
+        stored = len(result.all())
         await self._apply_supersessions(conn, [i.entry for i in fresh])
-        return max(result.rowcount or 0, 0)
+        return stored
 
     async def _save_positions(
         self, conn: AsyncConnection, projection: str, positions: dict[tuple[str, int], int]
@@ -316,6 +329,7 @@ class SqlStore:
                     status=r.status,
                     superseded_by=r.superseded_by,
                     payload=json.loads(r.payload),
+                    erased_at=None if r.erased_at is None else _utc(r.erased_at),
                 )
                 for r in rows
             ]

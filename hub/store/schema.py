@@ -42,6 +42,7 @@ children = Table(
 )
 
 # The person index: a validated identifier links deterministically to one canonical child.
+# ``value`` is the keyed digest of the identifier (HMAC-SHA256 hex), never the identifier.
 child_identifiers = Table(
     "child_identifiers",
     metadata,
@@ -61,7 +62,8 @@ ingested_events = Table(
     Column("ingested_at", DateTime(timezone=True), nullable=False),
 )
 
-# The narrative projection (disposable: `hub replay` rebuilds it from hub.events).
+# The narrative projection (disposable: `hub replay` rebuilds it from hub.events). ``summary``
+# and ``payload`` hold sealed values (JSON), never plain text (ADR 0006).
 narrative_entries = Table(
     "narrative_entries",
     metadata,
@@ -82,6 +84,8 @@ narrative_entries = Table(
     Column("log_partition", Integer, nullable=False),
     Column("log_offset", BigInteger, nullable=False),
     Column("stored_at", DateTime(timezone=True), nullable=False),
+    # Set when the event's data key was already destroyed as it was projected (migration 0003).
+    Column("erased_at", DateTime(timezone=True), nullable=True),
     Index("ix_narrative_child_time", "child_id", "occurred_at", "event_id"),
 )
 

@@ -32,9 +32,7 @@ class AlertConsumer:
     erased child's events must not raise alerts.
     """
 
-    def __init__(
-        self, *, processor: AlertProcessor, cipher: FieldCipher, metrics: Metrics
-    ) -> None:
+    def __init__(self, *, processor: AlertProcessor, cipher: FieldCipher, metrics: Metrics) -> None:
         self._processor = processor
         self._cipher = cipher
         self._metrics = metrics
@@ -50,11 +48,21 @@ class AlertConsumer:
                 opened = await self._cipher.open_envelope(sealed.child_id, sealed.envelope)
                 facts = facts_from_envelope(parse_envelope(opened), sealed.child_id)
             except (ValidationError, ContractValidationError, FieldDecryptionFailed):
-                log.warning("alerts.record_skipped", topic=record.topic,
-                            partition=record.partition, offset=record.offset, cause="invalid")
+                log.warning(
+                    "alerts.record_skipped",
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    cause="invalid",
+                )
             except (KeyDestroyed, UnknownDataKey):
-                log.info("alerts.record_skipped", topic=record.topic,
-                         partition=record.partition, offset=record.offset, cause="erased")
+                log.info(
+                    "alerts.record_skipped",
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    cause="erased",
+                )
             items.append(PositionedFacts(facts, record.topic, record.partition, record.offset))
         outcomes = await self._processor.handle(items)
         self._metrics.events_out.labels(PROCESSOR, "alert_changes").inc(len(outcomes))

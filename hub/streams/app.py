@@ -16,11 +16,12 @@ from faststream.specification import AsyncAPI
 from contracts import Envelope
 from hub.observability import Metrics, get_logger
 from hub.settings import Settings
+from hub.streams.alerting import AlertConsumer
 from hub.streams.ingest import IngestProcessor
 from hub.streams.projector import NarrativeProjector
 from hub.streams.records import ConsumedRecord
 from hub.streams.topics import Topics
-from hub.streams.wire import DeadLetter, HubEvent
+from hub.streams.wire import DeadLetter, SealedHubEvent
 
 __all__ = ["HubStreams"]
 
@@ -55,7 +56,7 @@ class HubStreams:
             )
         self._declare(
             topics.events,
-            HubEvent,
+            SealedHubEvent,
             "Source of truth: validated events linked to a canonical child, keyed by child id.",
         )
         self._declare(topics.dlq, DeadLetter, "Messages the hub could not process, with reason.")
@@ -97,6 +98,15 @@ class HubStreams:
             [self.topics.events],
             projector.handle_batch,
             "Projects each child's chronology into the store.",
+        )
+
+    def subscribe_alerts(self, consumer: AlertConsumer) -> None:
+        """Consume `hub.events` as the `<prefix>-alerts` consumer group."""
+        self._subscribe(
+            "alerts",
+            [self.topics.events],
+            consumer.handle_batch,
+            "Evaluates the alert rules on each child's events; raises and withdraws alerts.",
         )
 
     def _subscribe(

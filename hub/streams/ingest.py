@@ -1,18 +1,28 @@
-"""The ingest processor: validate, de-duplicate, link to a child, publish to `hub.events`."""
+"""The ingest processor: validate, verify, de-duplicate, link, seal, publish to `hub.events`.
+
+Security (ADR 0006): after the agency checks, the envelope's signature is verified on the JSON
+object as received; the person index is keyed by identifier digests; the envelope is sealed
+under the child's data key before it is written to `hub.events`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter
+
 from contracts import ContractValidationError, Envelope, FieldError, parse_envelope
 from contracts.versions import UnsupportedSchemaVersion
-from hub.domain.identity import decide_link, link_keys_for
+from hub.crypto.runtime import HubSecurity
+from hub.crypto.signing import RejectionReason, SignatureRejected
+from hub.domain.identity import LinkDecision, LinkKey, decide_link, link_keys_for
 from hub.observability import Metrics, get_logger
 from hub.registry import AgencyRegistry
 from hub.store.repository import SqlStore
@@ -22,7 +32,7 @@ from hub.streams.wire import (
     DeadLetter,
     DeadLetterReason,
     DeadLetterSource,
-    HubEvent,
+    SealedHubEvent,
     envelope_digest,
 )
 
@@ -32,12 +42,49 @@ log = get_logger(__name__)
 
 PROCESSOR = "ingest"
 
+_SIGNATURE_REASONS = {
+    RejectionReason.unsigned: DeadLetterReason.signature_unsigned,
+    RejectionReason.signature_invalid: DeadLetterReason.signature_invalid,
+    RejectionReason.unknown_key: DeadLetterReason.signature_unknown_key,
+    RejectionReason.key_of_another_agency: DeadLetterReason.signature_key_of_another_agency,
+    RejectionReason.key_not_yet_valid: DeadLetterReason.signature_key_not_yet_valid,
+    RejectionReason.key_expired: DeadLetterReason.signature_key_expired,
+}
+
+_COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
+
+
+def signature_rejections(metrics: Metrics) -> Counter:
+    """``hub_signature_rejections_total{agency_id, reason}`` in the metrics' registry.
+
+    Agency ids are configuration, not personal data, and only registered agencies reach the
+    signature check, so the label's values are bounded.
+    """
+    counter = _COUNTERS.get(metrics.registry)
+    if counter is None:
+        counter = Counter(
+            "hub_signature_rejections_total",
+            "Submissions rejected for their signature, per claimed (registered) agency.",
+            ["agency_id", "reason"],
+            registry=metrics.registry,
+        )
+        _COUNTERS[metrics.registry] = counter
+    return counter
+
 
 @dataclass(slots=True)
 class _Accepted:
     record: ConsumedRecord
     envelope: Envelope
     digest: str
+    raw: dict[str, Any]
+
+
+@dataclass(slots=True)
+class _Linked:
+    item: _Accepted
+    decision: LinkDecision
+    linked_by: str
 
 
 class _Rejected(Exception):
@@ -53,9 +100,11 @@ class _Rejected(Exception):
 class IngestProcessor:
     """Turns a batch of ingest records into `hub.events` records and dead letters.
 
-    At-least-once: everything is published and confirmed by the broker before the batch is
-    recorded as ingested, and the caller commits offsets only after this returns. A crash in
-    between republishes; the projector is idempotent by event id, so nothing is doubled.
+    At-least-once: links and children's data keys commit first, so every copy published is
+    sealed under a key the store keeps; everything is then published and confirmed by the
+    broker before the batch is recorded as ingested, and the caller commits offsets only after
+    this returns. A crash in between republishes (same child, same key); the projector is
+    idempotent by event id, so nothing is doubled.
     """
 
     def __init__(
@@ -66,6 +115,7 @@ class IngestProcessor:
         topics: Topics,
         publish: Publish,
         metrics: Metrics,
+        security: HubSecurity,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
@@ -73,6 +123,8 @@ class IngestProcessor:
         self._topics = topics
         self._publish = publish
         self._metrics = metrics
+        self._security = security
+        self._signature_rejections = signature_rejections(metrics)
         self._clock = clock
 
     async def handle_batch(self, records: Sequence[ConsumedRecord]) -> None:
@@ -83,19 +135,16 @@ class IngestProcessor:
         for record in records:
             self._metrics.events_in.labels(PROCESSOR, record.topic).inc()
             try:
-                accepted.append(self._validate(record))
+                accepted.append(self._validate(record, now))
             except _Rejected as rejected:
                 pending.append(await self._dead_letter(record, rejected, now, event_id=None))
         accepted = await self._drop_duplicates(accepted, pending, now)
-        ingested: list[tuple[str, str, str]] = []
+        linked: list[_Linked] = []
+        sealed: list[dict[str, Any]] = []
         async with self._store.engine.begin() as conn:
             for item in accepted:
                 env = item.envelope
-                keys = link_keys_for(
-                    ((i.system.value, i.value) for i in env.person.identifiers),
-                    agency_id=env.agency_id,
-                    subject=env.subject,
-                )
+                keys = self._link_keys(env)
                 if not keys:
                     pending.append(
                         await self._dead_letter(
@@ -122,31 +171,54 @@ class IngestProcessor:
                         child_id=decision.child_id,
                         systems=sorted({k.system for k in decision.conflicts}),
                     )
-                hub_event = HubEvent(
-                    child_id=decision.child_id,
-                    ingested_at=now,
-                    linked_by=decision.linked_by.system if decision.linked_by else keys[0].system,
-                    envelope=env,
+                linked_by = decision.linked_by.system if decision.linked_by else keys[0].system
+                linked.append(_Linked(item, decision, linked_by))
+            # Keys are created (or found) in this transaction, which commits before anything
+            # sealed under them is published: no copy on the log can outlive its key's row.
+            sealed = await self._security.cipher.seal_envelopes(
+                [(x.decision.child_id, x.item.raw) for x in linked], conn=conn
+            )
+        ingested: list[tuple[str, str, str]] = []
+        for link, envelope in zip(linked, sealed, strict=True):
+            child_id = link.decision.child_id
+            hub_event = SealedHubEvent(
+                child_id=child_id, ingested_at=now, linked_by=link.linked_by, envelope=envelope
+            )
+            event_id = link.item.envelope.id
+            pending.append(
+                await self._publish(
+                    self._topics.events,
+                    hub_event.model_dump_json().encode(),
+                    key=child_id.encode(),
+                    headers={"content-type": "application/json", "event-id": event_id},
                 )
-                pending.append(
-                    await self._publish(
-                        self._topics.events,
-                        hub_event.model_dump_json().encode(),
-                        key=decision.child_id.encode(),
-                        headers={"content-type": "application/json", "event-id": env.id},
-                    )
-                )
-                ingested.append((env.id, item.digest, decision.child_id))
-            # Publish confirmations before the ingest ledger commits: a crash in between
-            # leaves the ledger without the ids, so a redelivery republishes rather than drops.
-            await asyncio.gather(*pending)
-            await self._store.record_ingested(conn, ingested, now)
+            )
+            ingested.append((event_id, link.item.digest, child_id))
+        # Publish confirmations before the ingest ledger commits: a crash in between leaves
+        # the ledger without the ids, so a redelivery republishes rather than drops.
+        await asyncio.gather(*pending)
+        if ingested:
+            async with self._store.engine.begin() as conn:
+                await self._store.record_ingested(conn, ingested, now)
         self._metrics.events_out.labels(PROCESSOR, "published").inc(len(ingested))
         log.debug("ingest.batch_done", records=len(records), published=len(ingested))
 
-    def _validate(self, record: ConsumedRecord) -> _Accepted:
+    def _link_keys(self, env: Envelope) -> list[LinkKey]:
+        """The envelope's link keys, strongest first, each value replaced by its keyed digest."""
+        keys = link_keys_for(
+            ((i.system.value, i.value) for i in env.person.identifiers),
+            agency_id=env.agency_id,
+            subject=env.subject,
+        )
+        return [LinkKey(k.system, self._security.digest(k.system, k.value)) for k in keys]
+
+    def _validate(self, record: ConsumedRecord, now: datetime) -> _Accepted:
         try:
-            envelope = parse_envelope(record.value)
+            raw: Any = json.loads(record.value)
+        except (ValueError, RecursionError):
+            raw = None
+        try:
+            envelope = parse_envelope(raw if isinstance(raw, dict) else record.value)
         except UnsupportedSchemaVersion as exc:
             raise _Rejected(DeadLetterReason.unsupported_schema_version, str(exc)) from exc
         except ContractValidationError as exc:
@@ -171,7 +243,16 @@ class IngestProcessor:
                 f"agency {agency_id!r} is registered as {registered}, the message says "
                 f"{envelope.agency_kind} on topic {record.topic}",
             )
-        return _Accepted(record=record, envelope=envelope, digest=envelope_digest(envelope))
+        assert isinstance(raw, dict)  # parse_envelope accepted it, so it was a JSON object
+        try:
+            self._security.verify(raw, now=now)
+        except SignatureRejected as exc:
+            reason = _SIGNATURE_REASONS[exc.reason]
+            self._signature_rejections.labels(agency_id, reason.value).inc()
+            raise _Rejected(reason, exc.detail) from exc
+        return _Accepted(
+            record=record, envelope=envelope, digest=envelope_digest(envelope), raw=raw
+        )
 
     async def _drop_duplicates(
         self, items: list[_Accepted], pending: list[asyncio.Future[Any]], now: datetime

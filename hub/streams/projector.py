@@ -1,4 +1,9 @@
-"""The narrative projector: writes each child's chronology from `hub.events`, idempotently."""
+"""The narrative projector: writes each child's chronology from `hub.events`, idempotently.
+
+Each record's envelope is opened with the child's data key, parsed, described, and its text
+sealed again under the same key before it is stored, so the store holds no plain text. An
+event whose key was destroyed is stored as an *erased* entry (ADR 0006).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contracts import ContractValidationError, parse_envelope
+from hub.crypto.data_keys import KeyDestroyed, UnknownDataKey
+from hub.crypto.encryption import FieldDecryptionFailed
+from hub.crypto.narrative import erased_entry, seal_entry
+from hub.crypto.runtime import HubSecurity
 from hub.domain.narrative import entry_for
 from hub.observability import Metrics, get_logger
 from hub.store.repository import PositionedEntry, SqlStore
 from hub.streams.records import ConsumedRecord, Publish
 from hub.streams.topics import Topics
-from hub.streams.wire import DeadLetter, DeadLetterReason, DeadLetterSource, HubEvent
+from hub.streams.wire import DeadLetter, DeadLetterReason, DeadLetterSource, SealedHubEvent
 
 __all__ = ["NARRATIVE_PROJECTION", "NarrativeProjector"]
 
@@ -23,6 +33,15 @@ log = get_logger(__name__)
 
 NARRATIVE_PROJECTION = "narrative"
 PROCESSOR = "narrative"
+
+
+class _Unusable(Exception):
+    """A hub.events record the projector cannot turn into an entry (dead-lettered)."""
+
+    def __init__(self, reason: DeadLetterReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
 
 
 class NarrativeProjector:
@@ -40,12 +59,14 @@ class NarrativeProjector:
         topics: Topics,
         publish: Publish,
         metrics: Metrics,
+        security: HubSecurity,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._topics = topics
         self._publish = publish
         self._metrics = metrics
+        self._cipher = security.cipher
         self._clock = clock
 
     async def handle_batch(self, records: Sequence[ConsumedRecord]) -> int:
@@ -53,26 +74,20 @@ class NarrativeProjector:
         items: list[PositionedEntry] = []
         pending: list[asyncio.Future[Any]] = []
         now = self._clock()
-        async with self._store.engine.begin() as conn:
+        # Opening needs keys from the store: done before the write transaction (SQLite has
+        # one writer); apply_entries checks the positions again inside it.
+        async with self._store.engine.connect() as conn:
             done = await self._store.positions(conn, NARRATIVE_PROJECTION)
-            fresh = [r for r in records if r.offset >= done.get((r.topic, r.partition), 0)]
-            for record in fresh:
-                self._metrics.events_in.labels(PROCESSOR, record.topic).inc()
-                try:
-                    event = HubEvent.model_validate_json(record.value)
-                except ValidationError as exc:
-                    pending.append(await self._dead_letter(record, exc))
-                    continue
-                items.append(
-                    PositionedEntry(
-                        entry=entry_for(event.envelope, event.child_id),
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                    )
-                )
-            # Dead letters confirmed before the positions that skip their records commit.
-            await asyncio.gather(*pending)
+        fresh = [r for r in records if r.offset >= done.get((r.topic, r.partition), 0)]
+        for record in fresh:
+            self._metrics.events_in.labels(PROCESSOR, record.topic).inc()
+            try:
+                items.append(await self._entry(record))
+            except _Unusable as bad:
+                pending.append(await self._dead_letter(record, bad.reason, bad.detail))
+        # Dead letters confirmed before the positions that skip their records commit.
+        await asyncio.gather(*pending)
+        async with self._store.engine.begin() as conn:
             stored = await self._store.apply_entries(
                 conn,
                 NARRATIVE_PROJECTION,
@@ -87,11 +102,50 @@ class NarrativeProjector:
         self._metrics.events_out.labels(PROCESSOR, "stored").inc(stored)
         return stored
 
-    async def _dead_letter(self, record: ConsumedRecord, exc: ValidationError) -> Any:
+    async def _entry(self, record: ConsumedRecord) -> PositionedEntry:
+        """The sealed (or erased) narrative entry of one record; raises _Unusable."""
+        try:
+            event = SealedHubEvent.model_validate_json(record.value)
+        except ValidationError as exc:
+            raise _Unusable(
+                DeadLetterReason.hub_event_invalid,
+                f"a hub.events record is not a valid hub event ({exc.error_count()} errors)",
+            ) from exc
+        at = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+        try:
+            plain = await self._cipher.open_envelope(event.child_id, event.envelope)
+            key = await self._cipher.key_for(event.child_id, event.envelope)
+        except KeyDestroyed as gone:
+            try:
+                entry = erased_entry(event.envelope, event.child_id)
+            except (KeyError, ValueError) as exc:
+                raise _Unusable(
+                    DeadLetterReason.hub_event_invalid,
+                    "an erased hub event lacks the attributes its entry needs",
+                ) from exc
+            log.info("narrative.entry_erased", event_id=entry.event_id, child_id=entry.child_id)
+            return PositionedEntry(entry=entry, erased_at=gone.destroyed_at, **at)
+        except (FieldDecryptionFailed, UnknownDataKey, KeyError, ValueError, TypeError) as exc:
+            raise _Unusable(
+                DeadLetterReason.hub_event_unreadable,
+                f"the sealed fields of a hub event do not open ({type(exc).__name__})",
+            ) from exc
+        try:
+            envelope = parse_envelope(plain)
+        except ContractValidationError as exc:
+            raise _Unusable(
+                DeadLetterReason.hub_event_invalid,
+                f"a hub event's envelope does not meet the contract ({len(exc.errors)} errors)",
+            ) from exc
+        return PositionedEntry(entry=seal_entry(key, entry_for(envelope, event.child_id)), **at)
+
+    async def _dead_letter(
+        self, record: ConsumedRecord, reason: DeadLetterReason, detail: str
+    ) -> Any:
         letter = DeadLetter(
             dlq_id=uuid.uuid4().hex,
-            reason=DeadLetterReason.hub_event_invalid,
-            detail=f"a hub.events record is not a valid hub event ({exc.error_count()} errors)",
+            reason=reason,
+            detail=detail,
             processor=PROCESSOR,
             source=DeadLetterSource(
                 topic=record.topic,
@@ -106,6 +160,7 @@ class NarrativeProjector:
         log.error(
             "narrative.dead_lettered",
             dlq_id=letter.dlq_id,
+            reason=reason.value,
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,

@@ -26,10 +26,15 @@ async def replay_narrative(hub: Hub) -> ReplayReport:
     """Forget the narrative projection and apply every `hub.events` record again.
 
     Run it with the narrative processors stopped; the projection's stored positions then let
-    the live processors carry on from the end of the log without re-applying anything.
+    the live processors carry on from the end of the log without re-applying anything. Events
+    of a child whose data keys were destroyed come back as erased entries, without content.
     """
     projector = NarrativeProjector(
-        store=hub.store, topics=hub.topics, publish=hub.streams.publish, metrics=hub.metrics
+        store=hub.store,
+        topics=hub.topics,
+        publish=hub.streams.publish,
+        metrics=hub.metrics,
+        security=hub.security,
     )
     await hub.store.reset_projection(NARRATIVE_PROJECTION)
     log.info("replay.started", topic=hub.topics.events)

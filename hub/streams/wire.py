@@ -1,4 +1,9 @@
-"""Messages the hub itself puts on its topics: `hub.events` records and `hub.dlq` dead letters."""
+"""Messages the hub itself puts on its topics: `hub.events` records and `hub.dlq` dead letters.
+
+On `hub.events` the envelope travels *sealed* (``SealedHubEvent``): its sensitive fields are
+encrypted under the child's data key (``hub.crypto``, ADR 0006). ``HubEvent`` is the opened,
+validated form processors work with in memory; it is never written to a topic.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ __all__ = [
     "DeadLetterReason",
     "DeadLetterSource",
     "HubEvent",
+    "SealedHubEvent",
     "content_hash",
     "envelope_digest",
 ]
@@ -54,6 +60,21 @@ class HubEvent(BaseModel):
     envelope: Envelope
 
 
+class SealedHubEvent(BaseModel):
+    """The value of a `hub.events` record: an envelope as the agency sent it, fields sealed.
+
+    ``envelope`` is the received JSON object (signature and ``key_id`` kept, so provenance
+    stays provable) with the policy's sensitive values replaced by sealed values.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    child_id: str = Field(min_length=1, max_length=64)
+    ingested_at: AwareDatetime
+    linked_by: str | None = Field(default=None, description="Identifier system that linked it.")
+    envelope: dict[str, Any] = Field(description="The envelope with sensitive fields sealed.")
+
+
 class DeadLetterReason(StrEnum):
     """Machine-readable reasons a message is dead-lettered."""
 
@@ -65,6 +86,13 @@ class DeadLetterReason(StrEnum):
     duplicate_id_conflict = "duplicate_id_conflict"
     identity_unresolved = "identity_unresolved"
     hub_event_invalid = "hub_event_invalid"
+    hub_event_unreadable = "hub_event_unreadable"  # sealed fields do not open (tampered, lost key)
+    signature_unsigned = "signature_unsigned"
+    signature_invalid = "signature_invalid"
+    signature_unknown_key = "signature_unknown_key"
+    signature_key_of_another_agency = "signature_key_of_another_agency"
+    signature_key_not_yet_valid = "signature_key_not_yet_valid"
+    signature_key_expired = "signature_key_expired"
 
 
 class DeadLetterSource(BaseModel):

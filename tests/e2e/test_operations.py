@@ -13,6 +13,7 @@ import jwt
 import pytest
 
 from contracts.examples import example_envelope, valid_nhs_number
+from hub.crypto.runtime import sign_as_dev
 from hub.domain.roles import Role
 from tests.support.hub_process import HubProcess, poll
 
@@ -34,7 +35,7 @@ class TestOperability:
             ready = await client.get("/readyz")
             assert ready.json() == {"status": "ready", "checks": {"kafka": "ok", "store": "ok"}}
             headers = running_hub.headers(agency="northshire-police", role=Role.agency_system)
-            r = await client.post("/api/v1/submissions", json=env, headers=headers)
+            r = await client.post("/api/v1/submissions", json=sign_as_dev(env), headers=headers)
             assert r.status_code == 202
 
             async def stored() -> str | None:
@@ -103,7 +104,7 @@ class TestScaledParts:
         async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:
             headers = api.headers(agency="northshire-police", role=Role.agency_system)
             assert (
-                await client.post("/api/v1/submissions", json=env, headers=headers)
+                await client.post("/api/v1/submissions", json=sign_as_dev(env), headers=headers)
             ).status_code == 202
 
             async def entry() -> list[Any] | None:

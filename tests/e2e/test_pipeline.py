@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from contracts.examples import example_envelope, valid_nhs_number
+from hub.crypto.runtime import sign_as_dev
 from hub.domain.roles import Role
 from hub.kafka.admin import end_offsets
 from tests.support.hub_process import HubProcess, poll
@@ -30,7 +31,8 @@ def concern(n: int, *, nhs_seed: int = 1, **overrides: Any) -> dict[str, Any]:
 
 async def submit(client: httpx.AsyncClient, hub: HubProcess, body: Any) -> httpx.Response:
     headers = hub.headers(sub="adapter", agency="northshire-police", role=Role.agency_system)
-    return await client.post(f"{hub.url}/api/v1/submissions", json=body, headers=headers)
+    signed = sign_as_dev(body)  # with the police's development key, as its adapter would
+    return await client.post(f"{hub.url}/api/v1/submissions", json=signed, headers=headers)
 
 
 async def child_id_for(client: httpx.AsyncClient, hub: HubProcess, nhs_seed: int) -> str:
@@ -147,8 +149,10 @@ class TestBadInput:
         broken = concern(20, nhs_seed=5)
         broken["data"]["summary"] = ""
         await producer.send_and_wait(topic, b"{not json", key=key)
-        await producer.send_and_wait(topic, json.dumps(broken).encode(), key=key)
-        await producer.send_and_wait(topic, json.dumps(concern(21, nhs_seed=5)).encode(), key=key)
+        await producer.send_and_wait(topic, json.dumps(sign_as_dev(broken)).encode(), key=key)
+        await producer.send_and_wait(
+            topic, json.dumps(sign_as_dev(concern(21, nhs_seed=5))).encode(), key=key
+        )
         async with httpx.AsyncClient(timeout=10) as client:
             child = await child_id_for(client, running_hub, 5)
             entries = await entries_once(client, running_hub, child, 1)
@@ -180,7 +184,7 @@ class TestBadInput:
 
         (letter,) = await poll(one_letter)
         fixed = tmp_path / "fixed.json"
-        fixed.write_text(json.dumps(concern(30, nhs_seed=6)))
+        fixed.write_text(json.dumps(sign_as_dev(concern(30, nhs_seed=6))))
         for _ in range(2):
             out = running_hub.run_cli(
                 "dlq", "redrive", "--id", letter["dlq_id"], "--fixed", str(fixed)
@@ -208,7 +212,7 @@ class TestCrashSafety:
         sent = [
             await producer.send(
                 f"{prefix}ingest.police",
-                json.dumps(concern(100_000 + n, nhs_seed=7)).encode(),
+                json.dumps(sign_as_dev(concern(100_000 + n, nhs_seed=7))).encode(),
                 key=key,
             )
             for n in range(total)

@@ -1,4 +1,5 @@
-"""Fixtures for the hub's unit tests: frozen time and ids, a SQLite store, a recording publish."""
+"""Fixtures for the hub's unit tests: frozen time and ids, a SQLite store, a recording publish,
+and the security services (local key files, development agency keys)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ import pytest
 import hub.domain.identity
 import hub.streams.ingest
 import hub.streams.projector
+from hub.crypto.data_keys import ChildKeyStore
+from hub.crypto.keyring import LocalFileKeyProvider
+from hub.crypto.runtime import INTAKE_AGENCY, HubSecurity, load_agency_keys
+from hub.registry import AgencyRegistry
+from hub.settings import Settings
 from hub.store.db import create_engine, migrate
 from hub.store.repository import SqlStore
 
@@ -62,6 +68,29 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
         yield SqlStore(engine)
     finally:
         await engine.dispose()
+
+
+async def make_security(
+    store: SqlStore, keys_dir: Path, *, require_signatures: bool = True
+) -> HubSecurity:
+    """The security services on the store: KEK files in ``keys_dir``, development agency keys."""
+    provider = LocalFileKeyProvider(keys_dir)
+    ring = load_agency_keys(Settings(data_dir=keys_dir.parent), AgencyRegistry.load())
+    assert ring.keys_of(INTAKE_AGENCY)
+    security = HubSecurity(
+        provider=provider,
+        keys=ChildKeyStore(store.engine, provider),
+        agency_keys=ring,
+        require_signatures=require_signatures,
+    )
+    await security.start()
+    return security
+
+
+@pytest.fixture
+async def security(store: SqlStore, tmp_path: Path) -> HubSecurity:
+    """Signatures required; data keys in the store, KEKs under ``tmp_path/keys``."""
+    return await make_security(store, tmp_path / "keys")
 
 
 @dataclass(frozen=True, slots=True)

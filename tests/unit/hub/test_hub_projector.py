@@ -1,26 +1,44 @@
-"""The narrative projector on a real SQLite store: idempotent, order-tolerant, dead-letters junk."""
+"""The narrative projector on a real SQLite store: idempotent, order-tolerant, dead-letters junk,
+stores text sealed, and shows erased records honestly."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import select, update
 
-from contracts import parse_envelope
 from contracts.examples import example_envelope
+from hub.crypto.encryption import is_sealed
+from hub.crypto.narrative import UNREADABLE_LINE, NarrativeOpener
+from hub.crypto.runtime import HubSecurity, sign_as_dev
 from hub.observability import Metrics
 from hub.settings import Settings
 from hub.store.repository import SqlStore, StoredEntry
+from hub.store.schema import narrative_entries
 from hub.streams.projector import NarrativeProjector
 from hub.streams.records import ConsumedRecord
 from hub.streams.topics import Topics
-from hub.streams.wire import DeadLetter, DeadLetterReason, DeadLetterSource, HubEvent
+from hub.streams.wire import DeadLetter, DeadLetterReason, DeadLetterSource, SealedHubEvent
 
-from .conftest import NOW, RecordingPublish, Sent, dlq_id
+from .conftest import NOW, RecordingPublish, Sent, dlq_id, make_security
 
-pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("frozen_ids")]
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("frozen_ids", "sealing_keys")]
+
+_KEYS: list[HubSecurity] = []
+
+
+@pytest.fixture
+def sealing_keys(security: HubSecurity) -> Iterator[None]:
+    """The keys ``hub_record`` seals with: the test's own security services."""
+    _KEYS.append(security)
+    yield
+    _KEYS.pop()
+
 
 EVENTS = "t.hub.events"
 CHILD = "ch-0001"
@@ -31,13 +49,16 @@ CONCERN_LINE = (
 )
 
 
-def hub_record(offset: int, *, partition: int = 0, **overrides: Any) -> ConsumedRecord:
-    """A hub.events record of the example envelope (with overrides) for CHILD."""
-    event = HubEvent(
+async def hub_record(offset: int, *, partition: int = 0, **overrides: Any) -> ConsumedRecord:
+    """A hub.events record of the signed example envelope (with overrides) for CHILD, sealed
+    under CHILD's data key as ingest seals it."""
+    [security] = _KEYS
+    envelope = sign_as_dev(example_envelope(**overrides))
+    event = SealedHubEvent(
         child_id=CHILD,
         ingested_at=NOW,
         linked_by="nhs",
-        envelope=parse_envelope(example_envelope(**overrides)),
+        envelope=await security.cipher.seal_envelope(CHILD, envelope),
     )
     return ConsumedRecord(
         topic=EVENTS,
@@ -48,27 +69,42 @@ def hub_record(offset: int, *, partition: int = 0, **overrides: Any) -> Consumed
     )
 
 
-def target(offset: int) -> ConsumedRecord:
-    return hub_record(offset, id=TARGET)
+async def target(offset: int) -> ConsumedRecord:
+    return await hub_record(offset, id=TARGET)
 
 
-def correction(offset: int) -> ConsumedRecord:
-    return hub_record(offset, id="northshire-police:evt-0002", type="event.corrected")
+async def correction(offset: int) -> ConsumedRecord:
+    return await hub_record(offset, id="northshire-police:evt-0002", type="event.corrected")
 
 
-def retraction(offset: int) -> ConsumedRecord:
-    return hub_record(offset, id="northshire-police:evt-0003", type="event.retracted")
+async def retraction(offset: int) -> ConsumedRecord:
+    return await hub_record(offset, id="northshire-police:evt-0003", type="event.retracted")
 
 
 @pytest.fixture
-def projector(store: SqlStore, publish: RecordingPublish) -> NarrativeProjector:
+def projector(
+    store: SqlStore, publish: RecordingPublish, security: HubSecurity
+) -> NarrativeProjector:
     return NarrativeProjector(
         store=store,
         topics=Topics(Settings(topic_prefix="t.")),
         publish=publish,
         metrics=Metrics(),
+        security=security,
         clock=lambda: NOW,
     )
+
+
+async def readable(
+    store: SqlStore, security: HubSecurity, *, include_superseded: bool = False
+) -> list[StoredEntry]:
+    """CHILD's stored entries with summary and payload opened, as the narrative API reads them."""
+    entries = await store.narrative(CHILD, include_superseded=include_superseded)
+    texts = await NarrativeOpener(security.keys).open_all(CHILD, entries)
+    return [
+        dataclasses.replace(e, summary=t.summary, payload=t.payload)
+        for e, t in zip(entries, texts, strict=True)
+    ]
 
 
 async def shown(store: SqlStore) -> list[tuple[str, str]]:
@@ -85,10 +121,12 @@ async def everything(store: SqlStore) -> list[tuple[str, str, str | None]]:
 class TestStores:
     """A hub event becomes one stored narrative entry."""
 
-    async def test_whole_stored_entry(self, store: SqlStore, projector: NarrativeProjector) -> None:
-        """The stored entry reads back whole, times in UTC and payload as a dict."""
-        assert await projector.handle_batch([hub_record(0)]) == 1
-        assert await store.narrative(CHILD) == [
+    async def test_whole_stored_entry(
+        self, store: SqlStore, projector: NarrativeProjector, security: HubSecurity
+    ) -> None:
+        """The stored entry opens whole, times in UTC and payload as a dict."""
+        assert await projector.handle_batch([await hub_record(0)]) == 1
+        assert await readable(store, security) == [
             StoredEntry(
                 event_id="northshire-police:evt-0001",
                 child_id=CHILD,
@@ -121,7 +159,7 @@ class TestIdempotence:
         self, store: SqlStore, projector: NarrativeProjector
     ) -> None:
         """A redelivered batch stores nothing new."""
-        batch = [hub_record(0), hub_record(1, id="northshire-police:evt-0002")]
+        batch = [await hub_record(0), await hub_record(1, id="northshire-police:evt-0002")]
         assert await projector.handle_batch(batch) == 2
         assert await projector.handle_batch(batch) == 0
         assert await store.count_entries() == 2
@@ -132,11 +170,11 @@ class TestIdempotence:
         self, store: SqlStore, projector: NarrativeProjector
     ) -> None:
         """Each partition's next offset is kept; an old offset on one is skipped."""
-        await projector.handle_batch([hub_record(5, partition=0)])
+        await projector.handle_batch([await hub_record(5, partition=0)])
         stored = await projector.handle_batch(
             [
-                hub_record(3, partition=0, id="northshire-police:evt-0002"),
-                hub_record(3, partition=1, id="northshire-police:evt-0003"),
+                await hub_record(3, partition=0, id="northshire-police:evt-0002"),
+                await hub_record(3, partition=1, id="northshire-police:evt-0003"),
             ]
         )
         assert stored == 1
@@ -151,8 +189,8 @@ class TestIdempotence:
         self, store: SqlStore, projector: NarrativeProjector
     ) -> None:
         """An event republished at a new offset (ingest retry) is not stored twice."""
-        assert await projector.handle_batch([hub_record(0)]) == 1
-        assert await projector.handle_batch([hub_record(1)]) == 0
+        assert await projector.handle_batch([await hub_record(0)]) == 1
+        assert await projector.handle_batch([await hub_record(1)]) == 0
         assert await store.count_entries() == 1
 
 
@@ -163,8 +201,8 @@ class TestSupersession:
         self, store: SqlStore, projector: NarrativeProjector
     ) -> None:
         """Only the correction is shown; the target is kept as corrected."""
-        await projector.handle_batch([target(0)])
-        await projector.handle_batch([correction(1)])
+        await projector.handle_batch([await target(0)])
+        await projector.handle_batch([await correction(1)])
         assert await shown(store) == [("northshire-police:evt-0002", "active")]
         assert await everything(store) == [
             ("northshire-police:evt-0000", "corrected", "northshire-police:evt-0002"),
@@ -175,8 +213,8 @@ class TestSupersession:
         self, store: SqlStore, projector: NarrativeProjector
     ) -> None:
         """A correction stored before its target still leaves only the correction shown."""
-        await projector.handle_batch([correction(0)])
-        await projector.handle_batch([target(1)])
+        await projector.handle_batch([await correction(0)])
+        await projector.handle_batch([await target(1)])
         assert await shown(store) == [("northshire-police:evt-0002", "active")]
         assert await everything(store) == [
             ("northshire-police:evt-0000", "corrected", "northshire-police:evt-0002"),
@@ -187,13 +225,15 @@ class TestSupersession:
         self, store: SqlStore, projector: NarrativeProjector
     ) -> None:
         """Correction first within one batch: only the correction is shown."""
-        await projector.handle_batch([correction(0), target(1)])
+        await projector.handle_batch([await correction(0), await target(1)])
         assert await shown(store) == [("northshire-police:evt-0002", "active")]
 
-    async def test_corrected_summary(self, store: SqlStore, projector: NarrativeProjector) -> None:
+    async def test_corrected_summary(
+        self, store: SqlStore, projector: NarrativeProjector, security: HubSecurity
+    ) -> None:
         """The shown line is the replacement's, with the reason for the correction."""
-        await projector.handle_batch([target(0), correction(1)])
-        [entry] = await store.narrative(CHILD)
+        await projector.handle_batch([await target(0), await correction(1)])
+        [entry] = await readable(store, security)
         assert (entry.summary, entry.family, entry.event_type, entry.supersedes) == (
             "Concern raised: domestic abuse, medium risk. Officers attended a domestic incident "
             "at the home; the child was present. (Corrected: Risk level entered wrongly.)",
@@ -206,8 +246,8 @@ class TestSupersession:
         self, store: SqlStore, projector: NarrativeProjector
     ) -> None:
         """A retracted record and the retraction notice are both hidden, both kept."""
-        await projector.handle_batch([target(0)])
-        await projector.handle_batch([retraction(1)])
+        await projector.handle_batch([await target(0)])
+        await projector.handle_batch([await retraction(1)])
         assert await shown(store) == []
         assert await everything(store) == [
             ("northshire-police:evt-0000", "retracted", "northshire-police:evt-0003"),
@@ -218,8 +258,8 @@ class TestSupersession:
         self, store: SqlStore, projector: NarrativeProjector
     ) -> None:
         """A retraction arriving first still hides the record when it comes."""
-        await projector.handle_batch([retraction(0)])
-        await projector.handle_batch([target(1)])
+        await projector.handle_batch([await retraction(0)])
+        await projector.handle_batch([await target(1)])
         assert await shown(store) == []
         assert ("northshire-police:evt-0000", "retracted", "northshire-police:evt-0003") in (
             await everything(store)
@@ -235,13 +275,13 @@ class TestOrder:
         """Entries sort by occurred_at in UTC, whatever their offsets and arrival."""
         await projector.handle_batch(
             [
-                hub_record(0, id="evt-c", time="2024-03-04T21:40:00+00:00"),
-                hub_record(1, id="evt-a", time="2024-01-10T09:00:00+00:00"),
+                await hub_record(0, id="evt-c", time="2024-03-04T21:40:00+00:00"),
+                await hub_record(1, id="evt-a", time="2024-01-10T09:00:00+00:00"),
                 # 22:30 at +02:00 is 20:30Z: before evt-c although later on the clock face.
-                hub_record(2, id="evt-b", time="2024-03-04T22:30:00+02:00"),
+                await hub_record(2, id="evt-b", time="2024-03-04T22:30:00+02:00"),
             ]
         )
-        await projector.handle_batch([hub_record(3, id="evt-0", time="2023-12-31T23:59:00Z")])
+        await projector.handle_batch([await hub_record(3, id="evt-0", time="2023-12-31T23:59:00Z")])
         assert [e for e, _ in await shown(store)] == ["evt-0", "evt-a", "evt-b", "evt-c"]
 
     async def test_ties_by_recorded_at_then_id(
@@ -250,9 +290,9 @@ class TestOrder:
         """Same occurred_at: earlier recorded first, then by event id."""
         await projector.handle_batch(
             [
-                hub_record(0, id="evt-z", recorded_at="2024-03-04T22:00:00+00:00"),
-                hub_record(1, id="evt-y", recorded_at="2024-03-04T22:05:00+00:00"),
-                hub_record(2, id="evt-x", recorded_at="2024-03-04T22:05:00+00:00"),
+                await hub_record(0, id="evt-z", recorded_at="2024-03-04T22:00:00+00:00"),
+                await hub_record(1, id="evt-y", recorded_at="2024-03-04T22:05:00+00:00"),
+                await hub_record(2, id="evt-x", recorded_at="2024-03-04T22:05:00+00:00"),
             ]
         )
         assert [e for e, _ in await shown(store)] == ["evt-z", "evt-x", "evt-y"]
@@ -268,7 +308,7 @@ class TestDeadLetters:
         junk = ConsumedRecord(
             topic=EVENTS, partition=0, offset=0, key=b"ch-0001", value=b'{"child_id": "ch-0001"}'
         )
-        assert await projector.handle_batch([junk, hub_record(1)]) == 1
+        assert await projector.handle_batch([junk, await hub_record(1)]) == 1
         expected = DeadLetter(
             dlq_id=dlq_id(1),
             reason=DeadLetterReason.hub_event_invalid,
@@ -309,7 +349,165 @@ class TestDeadLetters:
     ) -> None:
         """A junk record below the stored position is skipped like any other, not re-sent."""
         junk = ConsumedRecord(topic=EVENTS, partition=0, offset=0, key=None, value=b"junk")
-        batch = [junk, hub_record(1)]
+        batch = [junk, await hub_record(1)]
         await projector.handle_batch(batch)
         await projector.handle_batch(batch)
         assert len(publish.sent) == 1
+
+
+SENSITIVE = ("Ruby", "Example", "2015-06-01", "ZZ99", "Officers attended", "domestic incident")
+
+
+class TestSealedAtRest:
+    """The store holds the narrative's text sealed; only a reader with the key opens it."""
+
+    async def test_no_plain_text_in_any_column(
+        self, store: SqlStore, projector: NarrativeProjector
+    ) -> None:
+        """Every column of the stored row is free of the example's sensitive strings."""
+        await projector.handle_batch([await hub_record(0)])
+        async with store.engine.connect() as conn:
+            [row] = (await conn.execute(select(narrative_entries))).all()
+        text = json.dumps([str(v) for v in row])
+        assert [s for s in SENSITIVE if s in text] == []
+        assert is_sealed(json.loads(row.summary)) and is_sealed(json.loads(row.payload))
+        assert (row.event_type, row.agency_id, row.status, row.erased_at) == (
+            "concern.raised",
+            "northshire-police",
+            "active",
+            None,
+        )
+
+    async def test_text_moved_to_another_entry_does_not_open(
+        self, store: SqlStore, projector: NarrativeProjector, security: HubSecurity
+    ) -> None:
+        """Sealed text is bound to its event: copied onto another row it fails, visibly."""
+        await projector.handle_batch(
+            [await hub_record(0), await hub_record(1, id="northshire-police:evt-0002")]
+        )
+        async with store.engine.begin() as conn:
+            first = (await conn.execute(select(narrative_entries.c.summary))).first()
+            assert first is not None
+            await conn.execute(
+                update(narrative_entries)
+                .where(narrative_entries.c.event_id == "northshire-police:evt-0002")
+                .values(summary=first.summary)
+            )
+        texts = [e.summary for e in await readable(store, security)]
+        assert texts == [CONCERN_LINE, UNREADABLE_LINE]
+
+
+class TestErasure:
+    """A child's destroyed keys erase their entries; the narrative shows the gap and its date."""
+
+    async def test_erased_after_projection(
+        self, store: SqlStore, projector: NarrativeProjector, security: HubSecurity
+    ) -> None:
+        """Destroying the key after the entry was stored makes it read as erased, no content."""
+        await projector.handle_batch([await hub_record(0)])
+        erased_on = datetime(2024, 4, 1, 12, 0, tzinfo=UTC)
+        security.keys._clock = lambda: erased_on
+        await security.keys.destroy_child_key(CHILD)
+        [entry] = await readable(store, security)
+        assert (entry.event_id, entry.summary, entry.payload, entry.family) == (
+            "northshire-police:evt-0001",
+            "Record erased on 2024-04-01.",
+            {},
+            "concern",
+        )
+
+    async def test_replay_after_erasure_stores_erased_entries(
+        self, store: SqlStore, projector: NarrativeProjector, security: HubSecurity
+    ) -> None:
+        """Events whose key is gone are stored as erased, and a correction still supersedes."""
+        batch = [await target(0), await correction(1), await hub_record(2, id="evt-other")]
+        erased_on = datetime(2024, 4, 1, 12, 0, tzinfo=UTC)
+        security.keys._clock = lambda: erased_on
+        await security.keys.destroy_child_key(CHILD)
+        assert await projector.handle_batch(batch) == 3
+        entries = await readable(store, security, include_superseded=True)
+        gone = "Record erased on 2024-04-01."
+        assert [(e.event_id, e.status, e.superseded_by, e.erased_at) for e in entries] == [
+            ("evt-other", "active", None, erased_on),
+            (TARGET, "corrected", "northshire-police:evt-0002", erased_on),
+            ("northshire-police:evt-0002", "active", None, erased_on),
+        ]
+        assert {(e.summary, json.dumps(e.payload)) for e in entries} == {(gone, "{}")}
+        async with store.engine.connect() as conn:
+            rows = (await conn.execute(select(narrative_entries))).all()
+        assert {(r.summary, r.payload) for r in rows} == {("", "{}")}
+
+    async def test_new_record_after_erasure_gets_a_new_key(
+        self, store: SqlStore, projector: NarrativeProjector, security: HubSecurity
+    ) -> None:
+        """After erasure the child's next record is sealed under a fresh key and reads normally."""
+        await projector.handle_batch([await hub_record(0)])
+        await security.keys.destroy_child_key(CHILD)
+        await projector.handle_batch([await hub_record(1, id="evt-later")])
+        entries = await readable(store, security)
+        assert [(e.event_id, e.summary.startswith("Record erased on")) for e in entries] == [
+            ("evt-later", False),  # same time as the first: ties go by event id
+            ("northshire-police:evt-0001", True),
+        ]
+        assert [r.key_version for r in await security.keys.key_records(CHILD)] == [1, 2]
+
+
+class TestUnreadable:
+    """A record whose sealed fields do not open is dead-lettered, not stored as if erased."""
+
+    async def test_tampered_sealed_field(
+        self, store: SqlStore, publish: RecordingPublish, projector: NarrativeProjector
+    ) -> None:
+        """A ciphertext changed on the log: hub_event_unreadable; the next record is stored."""
+        good = await hub_record(0)
+        value = json.loads(good.value)
+        ct = value["envelope"]["data"]["summary"]["ct"]
+        value["envelope"]["data"]["summary"]["ct"] = ("A" if ct[0] != "A" else "B") + ct[1:]
+        bad = dataclasses.replace(good, value=json.dumps(value).encode())
+        assert await projector.handle_batch([bad, await hub_record(1, id="evt-next")]) == 1
+        [letter] = [DeadLetter.model_validate_json(s.value) for s in publish.sent]
+        assert (letter.reason, letter.detail, letter.processor) == (
+            DeadLetterReason.hub_event_unreadable,
+            "the sealed fields of a hub event do not open (FieldDecryptionFailed)",
+            "narrative",
+        )
+        assert [e for e, _ in await shown(store)] == ["evt-next"]
+
+
+class TestKeyRotation:
+    """Events sealed under old and new keys all stay readable."""
+
+    async def test_child_key_versions_and_kek_rotation(
+        self, store: SqlStore, projector: NarrativeProjector, security: HubSecurity
+    ) -> None:
+        """v1 under KEK 1, v2 after a child-key rotation, a KEK rotation with re-wrap, then v3."""
+        batch = [await hub_record(0, id="evt-1")]
+        await security.keys.rotate_child_key(CHILD)
+        batch.append(await hub_record(1, id="evt-2"))
+        await security.provider.rotate()
+        assert await security.keys.rewrap_all() == 2
+        await security.keys.rotate_child_key(CHILD)
+        batch.append(await hub_record(2, id="evt-3"))
+        fresh = await make_security(store, security.provider.kek_dir.parent)  # no cached keys
+        reader = NarrativeProjector(
+            store=store,
+            topics=Topics(Settings(topic_prefix="t.")),
+            publish=RecordingPublish(),
+            metrics=Metrics(),
+            security=fresh,
+            clock=lambda: NOW,
+        )
+        assert await reader.handle_batch(batch) == 3
+        records = await fresh.keys.key_records(CHILD)
+        assert [(r.key_version, r.kek_id) for r in records] == [
+            (1, "kek-0002"),
+            (2, "kek-0002"),
+            (3, "kek-0002"),
+        ]
+        assert [(e.event_id, e.summary) for e in await readable(store, fresh)] == [
+            ("evt-1", CONCERN_LINE),
+            ("evt-2", CONCERN_LINE),
+            ("evt-3", CONCERN_LINE),
+        ]
+        sealed = [json.loads(r.value)["envelope"]["data"]["summary"]["kv"] for r in batch]
+        assert sealed == [1, 2, 3]

@@ -1,0 +1,157 @@
+"""Narrative entries at rest: their text sealed for the store, opened (or shown erased) on read.
+
+The projector seals an entry's ``summary`` and ``payload`` under the data key that sealed its
+event, so destroying the child's keys erases the projection as it erases the log. An event
+whose key is already gone when it is projected (a replay after erasure) becomes an *erased*
+entry built from the envelope's clear attributes only: the narrative shows the gap honestly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts import EventType, family_of
+from hub.crypto.data_keys import ChildKeyStore, DataKey, KeyDestroyed, UnknownDataKey
+from hub.crypto.encryption import FieldDecryptionFailed, is_sealed, open_value, seal_value
+from hub.domain.narrative import EntryStatus, NarrativeEntry
+from hub.observability import get_logger
+from hub.store.repository import StoredEntry
+
+__all__ = [
+    "PAYLOAD_PATH",
+    "SUMMARY_PATH",
+    "UNREADABLE_LINE",
+    "NarrativeOpener",
+    "OpenedText",
+    "erased_entry",
+    "erased_line",
+    "seal_entry",
+]
+
+log = get_logger(__name__)
+
+SUMMARY_PATH = "narrative.summary"
+PAYLOAD_PATH = "narrative.payload"
+UNREADABLE_LINE = "Record cannot be read: it failed its integrity check."
+
+
+def seal_entry(key: DataKey, entry: NarrativeEntry) -> NarrativeEntry:
+    """The entry with ``summary`` and ``payload`` replaced by the JSON of their sealed values."""
+    summary = seal_value(key, entry.event_id, SUMMARY_PATH, entry.summary)
+    payload = seal_value(key, entry.event_id, PAYLOAD_PATH, json.loads(entry.payload))
+    return dataclasses.replace(
+        entry, summary=json.dumps(summary), payload=json.dumps(payload, sort_keys=True)
+    )
+
+
+def _when(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(str(value))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def erased_entry(sealed: Mapping[str, Any], child_id: str) -> NarrativeEntry:
+    """The entry of an event whose key was destroyed: clear attributes, no text, no payload.
+
+    Only attributes the policy leaves in clear are read (type, times, agency, sensitivity,
+    supersedes, a correction's ``corrected_type``), so supersession still applies.
+    """
+    event_type = EventType(str(sealed["type"]))
+    status = EntryStatus.ACTIVE
+    shown = event_type
+    data = sealed.get("data")
+    if event_type is EventType.event_corrected:
+        corrected = data.get("corrected_type") if isinstance(data, Mapping) else None
+        shown = EventType(str(corrected)) if corrected in EventType.__members__.values() else shown
+    elif event_type is EventType.event_retracted:
+        status = EntryStatus.NOTICE
+    return NarrativeEntry(
+        event_id=str(sealed["id"]),
+        child_id=child_id,
+        event_type=shown.value,
+        family=family_of(shown),
+        occurred_at=_when(sealed["time"]),
+        recorded_at=_when(sealed["recorded_at"]),
+        agency_id=str(sealed["agency_id"]),
+        agency_kind=str(sealed["agency_kind"]),
+        summary="",
+        sensitivity=tuple(str(t) for t in sealed.get("sensitivity") or ()),
+        supersedes=sealed.get("supersedes"),
+        status=status,
+        payload="{}",
+    )
+
+
+def erased_line(erased_at: datetime) -> str:
+    """What a reader sees instead of an erased entry's text."""
+    return f"Record erased on {erased_at.astimezone(UTC).date().isoformat()}."
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedText:
+    """An entry's readable text, or why there is none (erased, or failing its integrity check)."""
+
+    summary: str
+    payload: dict[str, Any]
+    erased_at: datetime | None = None
+    unreadable: bool = False
+
+
+def _sealed_json(text: str) -> dict[str, Any] | None:
+    """The sealed value a stored text holds, or None for plain text (a pre-0003 row)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if is_sealed(value) else None
+
+
+class NarrativeOpener:
+    """Opens stored entries for a reader; erased ones say when, with no content."""
+
+    def __init__(self, keys: ChildKeyStore) -> None:
+        self._keys = keys
+
+    async def open_all(self, child_id: str, entries: Sequence[StoredEntry]) -> list[OpenedText]:
+        """The text of each entry, in order.
+
+        The child's key records are read from the store on every call (not from a cache), so
+        an erasure done by another process shows at once.
+        """
+        destroyed = {
+            r.key_version: r.destroyed_at
+            for r in await self._keys.key_records(child_id)
+            if r.destroyed_at is not None
+        }
+        return [await self._open(child_id, e, destroyed) for e in entries]
+
+    async def _open(
+        self, child_id: str, entry: StoredEntry, destroyed: Mapping[int, datetime]
+    ) -> OpenedText:
+        if entry.erased_at is not None:
+            return OpenedText(erased_line(entry.erased_at), {}, erased_at=entry.erased_at)
+        summary = _sealed_json(entry.summary)
+        payload = entry.payload if is_sealed(entry.payload) else None
+        if summary is None and payload is None:
+            return OpenedText(entry.summary, dict(entry.payload))
+        try:
+            opened: list[Any] = []
+            for path, sealed in ((SUMMARY_PATH, summary), (PAYLOAD_PATH, payload)):
+                if sealed is None:
+                    opened.append(entry.summary if path == SUMMARY_PATH else entry.payload)
+                    continue
+                version = int(sealed["kv"])
+                if version in destroyed:
+                    raise KeyDestroyed(child_id, version, destroyed[version])
+                key = await self._keys.data_key(child_id, version)
+                opened.append(open_value(key, entry.event_id, path, sealed))
+        except KeyDestroyed as gone:
+            return OpenedText(erased_line(gone.destroyed_at), {}, erased_at=gone.destroyed_at)
+        except (FieldDecryptionFailed, UnknownDataKey, ValueError, KeyError):
+            log.error("narrative.entry_unreadable", child_id=child_id, event_id=entry.event_id)
+            return OpenedText(UNREADABLE_LINE, {}, unreadable=True)
+        return OpenedText(str(opened[0]), dict(opened[1]))
