@@ -9,6 +9,7 @@ which the positions and the deterministic alert ids make harmless.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,7 +68,9 @@ class AlertProcessor:
                 conn, {i.facts.child_id for i in fresh if i.facts is not None}
             )
             changed: dict[str, ChildAlertState] = {}
-            for item in fresh:
+            for n, item in enumerate(fresh):
+                if n % 25 == 24:
+                    await asyncio.sleep(0)  # let the consumer's heartbeats run between events
                 if item.facts is None:
                     continue
                 child_id = item.facts.child_id

@@ -1,22 +1,34 @@
 """Children: find a child by an agency identifier, and read a child's narrative.
 
-The identifier is looked up by its keyed digest; narrative text is opened on read, and an
-entry whose child's key was destroyed reads "Record erased on <date>." with no content.
+The identifier is looked up by its keyed digest. The narrative is decided entry by entry by
+the sharing rules for the caller (see ``narrative_access``); what is denied is absent, also
+from the summary and spans. An entry whose child's key was destroyed reads "Record erased on
+<date>." with no content.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from contracts import Identifier
 from hub.api.deps import CurrentCaller, HubDep
-from hub.crypto.narrative import NarrativeOpener
-from hub.domain.roles import NARRATIVE_READER_ROLES, Role
+from hub.api.narrative_access import VisibleNarrative, read_visible_narrative
+from hub.domain.chronology import (
+    ChronologyQuery,
+    InvolvementSpan,
+    filter_items,
+    involvement_spans,
+    summarise,
+    to_markdown,
+)
+from hub.domain.roles import Role
 from hub.observability import get_logger
+from hub.sharing import Purpose
 
 __all__ = ["router"]
 
@@ -54,10 +66,47 @@ class NarrativeItem(BaseModel):
     erased_at: datetime | None = None
 
 
+class Practitioner(BaseModel):
+    """How to reach the lead practitioner of an involvement."""
+
+    name: str | None = None
+    role: str | None = None
+    team: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+class Span(BaseModel):
+    """An agency's involvement with the child, from - to (open when ``ended_on`` is empty)."""
+
+    involvement_id: str
+    involvement_type: str
+    agency_id: str
+    agency_kind: str
+    started_on: date | None
+    ended_on: date | None
+    lead_practitioner: Practitioner | None
+
+
+class SummaryHeader(BaseModel):
+    """Open plans, concerns per agency in the last 30/90/365 days, last contact per agency."""
+
+    open_plans: list[str]
+    concerns_by_agency: dict[str, dict[str, int]]
+    last_contact_by_agency: dict[str, datetime]
+
+
 class Narrative(BaseModel):
-    """A child's cross-agency chronology, in the order things happened."""
+    """A child's cross-agency chronology, as far as the caller may see it."""
 
     child_id: str
+    purposes: list[str]
+    summary: SummaryHeader
+    involved_now: list[Span]
+    spans: list[Span]
+    total: int
+    page: int
+    page_size: int
     entries: list[NarrativeItem]
 
 
@@ -94,49 +143,148 @@ async def find_children(
     return ChildSearchResult(children=[ChildRef(child_id=i) for i in ids])
 
 
+def _span(span: InvolvementSpan) -> Span:
+    lead = span.lead_practitioner
+    return Span(
+        involvement_id=span.involvement_id,
+        involvement_type=span.involvement_type,
+        agency_id=span.agency_id,
+        agency_kind=span.agency_kind,
+        started_on=span.started_on,
+        ended_on=span.ended_on,
+        lead_practitioner=Practitioner.model_validate(
+            {k: lead.get(k) for k in ("name", "role", "team", "phone", "email")}
+        )
+        if lead
+        else None,
+    )
+
+
+def _query(
+    agency_kind: list[str] | None,
+    family: list[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+    sensitivity: list[str] | None,
+) -> ChronologyQuery:
+    return ChronologyQuery(
+        agency_kinds=frozenset(agency_kind or ()),
+        families=frozenset(family or ()),
+        since=since,
+        until=until,
+        sensitivity=frozenset(sensitivity or ()),
+    )
+
+
+async def _visible(
+    hub: HubDep, caller: CurrentCaller, child_id: str, purpose: Purpose | None
+) -> VisibleNarrative:
+    if caller.role is Role.agency_system:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "agency systems cannot read narratives")
+    if len(child_id) > 64 or not await hub.store.child_exists(child_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such child")
+    return await read_visible_narrative(hub, caller, child_id, purpose=purpose)
+
+
+_FILTERS = {
+    "agency_kind": "Only these agency kinds (repeatable).",
+    "family": "Only these event families: concern, involvement, contact (repeatable).",
+    "sensitivity": "Only entries carrying one of these sensitivity tags (repeatable).",
+}
+
+
 @router.get(
     "/{child_id}/narrative",
     response_model=Narrative,
-    summary="A child's chronology across agencies.",
+    summary="A child's chronology across agencies, as the sharing rules let you see it.",
     responses={
-        403: {"description": "Your role may not read narratives."},
+        403: {"description": "Agency systems do not read narratives."},
         404: {"description": "No such child."},
     },
 )
-async def read_narrative(child_id: str, hub: HubDep, caller: CurrentCaller) -> Narrative:
-    """The child's entries ordered by when they happened; corrected and retracted ones left out."""
-    if caller.role not in NARRATIVE_READER_ROLES:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "your role may not read narratives")
-    if len(child_id) > 64 or not await hub.store.child_exists(child_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such child")
-    entries = await hub.store.narrative(child_id)
-    texts = await NarrativeOpener(hub.security.keys).open_all(child_id, entries)
+async def read_narrative(
+    child_id: str,
+    hub: HubDep,
+    caller: CurrentCaller,
+    purpose: Annotated[Purpose | None, Query(description="Default: your role's purposes.")] = None,
+    agency_kind: Annotated[list[str] | None, Query(description=_FILTERS["agency_kind"])] = None,
+    family: Annotated[list[str] | None, Query(description=_FILTERS["family"])] = None,
+    since: Annotated[datetime | None, Query(description="From this time.")] = None,
+    until: Annotated[datetime | None, Query(description="Up to this time.")] = None,
+    sensitivity: Annotated[list[str] | None, Query(description=_FILTERS["sensitivity"])] = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> Narrative:
+    """Entries ordered by when they happened, each decided by the rules for you and audited."""
+    visible = await _visible(hub, caller, child_id, purpose)
+    spans = involvement_spans(visible.items)
+    chosen = filter_items(visible.items, _query(agency_kind, family, since, until, sensitivity))
+    window = chosen[(page - 1) * page_size : page * page_size]
+    summary = summarise(visible.items, spans, now=datetime.now(UTC))
     log.info(
         "narrative.read",
         caller=caller.sub,
         agency_id=caller.agency.id,
         role=caller.role.value,
         child_id=child_id,
-        entries=len(entries),
-        erased=sum(1 for t in texts if t.erased_at is not None),
+        visible=len(visible.items),
+        returned=len(window),
     )
     return Narrative(
         child_id=child_id,
+        purposes=[p.value for p in visible.purposes],
+        summary=SummaryHeader(
+            open_plans=list(summary.open_plans),
+            concerns_by_agency=summary.concerns_by_agency,
+            last_contact_by_agency=summary.last_contact_by_agency,
+        ),
+        involved_now=[_span(s) for s in spans if s.is_open],
+        spans=[_span(s) for s in spans],
+        total=len(chosen),
+        page=page,
+        page_size=page_size,
         entries=[
             NarrativeItem(
-                event_id=e.event_id,
-                event_type=e.event_type,
-                family=e.family,
-                occurred_at=e.occurred_at,
-                recorded_at=e.recorded_at,
-                agency_id=e.agency_id,
-                agency_kind=e.agency_kind,
-                summary=t.summary,
-                sensitivity=list(e.sensitivity),
-                corrects=e.supersedes,
-                data=t.payload,
-                erased_at=t.erased_at,
+                event_id=i.event_id,
+                event_type=i.event_type,
+                family=i.family,
+                occurred_at=i.occurred_at,
+                recorded_at=i.recorded_at,
+                agency_id=i.agency_id,
+                agency_kind=i.agency_kind,
+                summary=i.summary,
+                sensitivity=list(i.sensitivity),
+                corrects=i.corrects,
+                data=i.data,
             )
-            for e, t in zip(entries, texts, strict=True)
+            for i in window
         ],
     )
+
+
+@router.get(
+    "/{child_id}/narrative/export",
+    response_class=PlainTextResponse,
+    summary="The chronology as Markdown, for assessments and case conferences.",
+    responses={200: {"content": {"text/markdown": {}}}},
+)
+async def export_narrative(
+    child_id: str,
+    hub: HubDep,
+    caller: CurrentCaller,
+    purpose: Annotated[Purpose | None, Query()] = None,
+    agency_kind: Annotated[list[str] | None, Query()] = None,
+    family: Annotated[list[str] | None, Query()] = None,
+    since: Annotated[datetime | None, Query()] = None,
+    until: Annotated[datetime | None, Query()] = None,
+    sensitivity: Annotated[list[str] | None, Query()] = None,
+) -> PlainTextResponse:
+    """What the narrative endpoint shows you, as a Markdown table (audited the same way)."""
+    visible = await _visible(hub, caller, child_id, purpose)
+    chosen = filter_items(visible.items, _query(agency_kind, family, since, until, sensitivity))
+    names = {a.id: a.name for a in hub.registry.all()}
+    text = to_markdown(
+        child_id, chosen, involvement_spans(visible.items), names, generated_at=datetime.now(UTC)
+    )
+    log.info("narrative.exported", caller=caller.sub, child_id=child_id, entries=len(chosen))
+    return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")

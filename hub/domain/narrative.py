@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from contracts import Envelope, EventType, family_of
 
-__all__ = ["EntryStatus", "NarrativeEntry", "describe", "entry_for"]
+__all__ = ["EntryStatus", "NarrativeEntry", "describe", "describe_view", "entry_for"]
 
 
 class EntryStatus:
@@ -107,3 +109,31 @@ def entry_for(envelope: Envelope, child_id: str) -> NarrativeEntry:
         status=status,
         payload=json.dumps(envelope.model_dump(mode="json")["data"], sort_keys=True),
     )
+
+
+def describe_view(event_type: str, data: Mapping[str, Any]) -> str:
+    """A plain line for an event's (possibly redacted) data: fields a rule removed are skipped.
+
+    Used on every read, so a summary never carries text the reader's rules withhold.
+    """
+    get = data.get
+    if event_type == "concern.raised":
+        line = f"Concern raised: {_words(get('category', 'concern'))}"
+        if get("risk_level"):
+            line += f", {_words(get('risk_level'))} risk"
+        line += "."
+        return f"{line} {get('summary')}" if get("summary") else line
+    if event_type.startswith("involvement."):
+        verb = event_type.split(".", 1)[1]
+        line = f"{_words(get('involvement_type', 'involvement')).capitalize()} {verb}."
+        lead = get("lead_practitioner")
+        if isinstance(lead, Mapping) and lead.get("name"):
+            role = f" ({lead['role']})" if lead.get("role") else ""
+            line += f" Lead practitioner: {lead['name']}{role}."
+        return line
+    if event_type == "contact.recorded":
+        line = _words(get("contact_type", "contact")).capitalize()
+        return f"{line}: {get('summary')}" if get("summary") else f"{line}."
+    if event_type == "event.retracted":
+        return "Earlier record retracted."
+    return _words(event_type).capitalize()

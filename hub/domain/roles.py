@@ -22,8 +22,8 @@ class Role(StrEnum):
     agency_system = "agency_system"
 
 
-# Until the sharing-rules engine lands (see docs/decisions/0004), only children's social care
-# staff and IG may read a whole narrative; every other role is refused (default deny).
+# Children's social care staff and IG: the roles that work identity reviews and see the
+# practice pages. Narrative reads are decided by the sharing rules (docs/decisions/0004).
 NARRATIVE_READER_ROLES: frozenset[Role] = frozenset(
     {
         Role.social_worker,

@@ -110,25 +110,22 @@ class SqlStore:
             found.update({LinkKey(r.system, r.value): r.child_id for r in rows})
         return found
 
-    async def apply_link(
-        self, conn: AsyncConnection, decision: LinkDecision, now: datetime
+    async def apply_links(
+        self, conn: AsyncConnection, decisions: Sequence[LinkDecision], now: datetime
     ) -> None:
-        """Create the child if new and attach the decision's keys to it."""
-        if decision.is_new_child:
-            await conn.execute(children.insert().values(child_id=decision.child_id, created_at=now))
-        if decision.attach:
-            await conn.execute(
-                child_identifiers.insert(),
-                [
-                    {
-                        "system": k.system,
-                        "value": k.value,
-                        "child_id": decision.child_id,
-                        "linked_at": now,
-                    }
-                    for k in decision.attach
-                ],
-            )
+        """Create the new children and attach every decision's keys, in two statements."""
+        new_children = [
+            {"child_id": d.child_id, "created_at": now} for d in decisions if d.is_new_child
+        ]
+        rows = [
+            {"system": k.system, "value": k.value, "child_id": d.child_id, "linked_at": now}
+            for d in decisions
+            for k in d.attach
+        ]
+        if new_children:
+            await conn.execute(children.insert(), new_children)
+        if rows:
+            await conn.execute(child_identifiers.insert(), rows)
 
     async def children_by_identifier(self, system: str, value: str) -> list[str]:
         """Canonical child ids a stored key (system, digest) links to (a list for merges)."""

@@ -127,6 +127,10 @@ class HubStreams:
             max_records=self.settings.batch_max_records,
             batch_timeout_ms=100,
             auto_offset_reset="earliest",
+            # A long batch must not cost the group its member: heartbeats every 3 s, and a
+            # member is declared dead only after 30 s without one.
+            session_timeout_ms=30_000,
+            heartbeat_interval_ms=3_000,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             title=f"{name}:consume",
             description=description,

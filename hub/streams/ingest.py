@@ -142,9 +142,14 @@ class IngestProcessor:
         linked: list[_Linked] = []
         sealed: list[dict[str, Any]] = []
         async with self._store.engine.begin() as conn:
-            for item in accepted:
+            keyed = [(item, self._link_keys(item.envelope)) for item in accepted]
+            # One look-up for the whole batch; links made earlier in the batch count as known.
+            known = dict(
+                await self._store.known_links(conn, (k for _, keys in keyed for k in keys))
+            )
+            decisions: list[LinkDecision] = []
+            for item, keys in keyed:
                 env = item.envelope
-                keys = self._link_keys(env)
                 if not keys:
                     pending.append(
                         await self._dead_letter(
@@ -158,12 +163,9 @@ class IngestProcessor:
                         )
                     )
                     continue
-                decision = decide_link(
-                    keys,
-                    await self._store.known_links(conn, keys),
-                    seed=env.id,
-                )
-                await self._store.apply_link(conn, decision, now)
+                decision = decide_link(keys, known, seed=env.id)
+                known.update(dict.fromkeys(decision.attach, decision.child_id))
+                decisions.append(decision)
                 if decision.conflicts:
                     log.warning(
                         "identity.conflict",
@@ -173,6 +175,7 @@ class IngestProcessor:
                     )
                 linked_by = decision.linked_by.system if decision.linked_by else keys[0].system
                 linked.append(_Linked(item, decision, linked_by))
+            await self._store.apply_links(conn, decisions, now)
             # Keys are created (or found) in this transaction, which commits before anything
             # sealed under them is published: no copy on the log can outlive its key's row.
             sealed = await self._security.cipher.seal_envelopes(

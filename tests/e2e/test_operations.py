@@ -68,26 +68,73 @@ class TestOperability:
         assert "Envelope" in openapi["components"]["schemas"]
         assert "/api/v1/submissions" in openapi["paths"]
 
-    async def test_role_without_narrative_access_is_refused(self, running_hub: HubProcess) -> None:
-        """A school DSL may not read a whole narrative until sharing rules grant it (403)."""
+    async def test_narrative_reads_are_decided_by_the_rules_and_audited(
+        self, running_hub: HubProcess
+    ) -> None:
+        """Duty officer sees a police concern; an uninvolved social worker and school see nothing.
+
+        The default rules let the duty officer (MASH triage) see partners' concerns about any
+        child, but a social worker only about children children's social care works with, and
+        a school only about its pupils. Every read lands in the audit trail.
+        """
+        env = sign_as_dev(example_envelope(id="northshire-police:rules-1"))
+        env_nhs = env["person"]["identifiers"][0]["value"]
         async with httpx.AsyncClient(base_url=running_hub.url, timeout=10) as client:
-            r = await client.get(
-                "/api/v1/children/ch-unknown/narrative",
-                headers=running_hub.headers(
-                    agency="northshire-primary", role=Role.designated_safeguarding_lead
-                ),
-            )
+            police = running_hub.headers(agency="northshire-police", role=Role.agency_system)
+            assert (await client.post("/api/v1/submissions", json=env, headers=police)).is_success
+
+            async def child() -> str | None:
+                r = await client.get(
+                    "/api/v1/children",
+                    params={"identifier": f"nhs:{env_nhs}"},
+                    headers=running_hub.headers(),
+                )
+                found = r.json()["children"]
+                return found[0]["child_id"] if found else None
+
+            child_id = await poll(child)
+            await poll(lambda: running_hub.stored_entries(child_id))
+            url = f"/api/v1/children/{child_id}/narrative"
+            views = {
+                who: (await client.get(url, headers=running_hub.headers(**token))).json()
+                for who, token in {
+                    "duty": {},
+                    "social_worker": {"sub": "sw-1", "role": Role.social_worker},
+                    "school": {
+                        "agency": "northshire-primary",
+                        "role": Role.designated_safeguarding_lead,
+                    },
+                }.items()
+            }
+            system = await client.get(url, headers=police)
             missing = await client.get(
                 "/api/v1/children/ch-unknown/narrative", headers=running_hub.headers()
             )
             bad_query = await client.get(
                 "/api/v1/children", params={"identifier": "nhs:123"}, headers=running_hub.headers()
             )
-        assert r.status_code == 403
+            ig = running_hub.headers(sub="ig-1", role=Role.ig_officer)
+            audit = (
+                await client.get("/api/v1/audit", params={"child_id": child_id}, headers=ig)
+            ).json()["records"]
+            verified = (await client.get("/api/v1/audit/verify", headers=ig)).json()
+        assert [e["event_id"] for e in views["duty"]["entries"]] == ["northshire-police:rules-1"]
+        assert views["duty"]["summary"] == {
+            "open_plans": [],
+            "concerns_by_agency": {},
+            "last_contact_by_agency": {"northshire-police": "2024-03-04T21:40:00Z"},
+        }
+        for hidden in ("social_worker", "school"):
+            assert views[hidden]["entries"] == [] and views[hidden]["total"] == 0
+            assert views[hidden]["summary"]["last_contact_by_agency"] == {}
+        assert system.status_code == 403
         assert missing.status_code == 404
         assert bad_query.status_code == 422
         assert bad_query.json()["detail"][0]["loc"] == "query.identifier"
         assert "123" not in bad_query.text
+        readers = {(r["who"], r["action"]) for r in audit}
+        assert {("duty-1", "narrative.read"), ("sw-1", "narrative.read")} <= readers
+        assert verified["ok"] is True
 
 
 @sqlite_only

@@ -23,7 +23,11 @@ pytestmark = pytest.mark.e2e
 
 
 def concern(n: int, *, nhs_seed: int = 1, **overrides: Any) -> dict[str, Any]:
-    """A valid police concern about the child with NHS number seed ``nhs_seed``."""
+    """A valid police concern about the child with NHS number seed ``nhs_seed``.
+
+    The police person reference follows the child: the hub links on it as well.
+    """
+    overrides.setdefault("subject", f"NP-PERSON-{nhs_seed:04d}")
     env = example_envelope(id=f"northshire-police:evt-{n:06d}", **overrides)
     env["person"]["identifiers"] = [{"system": "nhs", "value": valid_nhs_number(nhs_seed)}]
     return env
@@ -50,19 +54,30 @@ async def child_id_for(client: httpx.AsyncClient, hub: HubProcess, nhs_seed: int
 
 
 async def narrative(client: httpx.AsyncClient, hub: HubProcess, child_id: str) -> dict[str, Any]:
-    r = await client.get(f"{hub.url}/api/v1/children/{child_id}/narrative", headers=hub.headers())
-    r.raise_for_status()
-    return r.json()  # type: ignore[no-any-return]
+    """The whole narrative as the default (duty officer) token sees it, every page."""
+    pages: list[dict[str, Any]] = []
+    while True:
+        r = await client.get(
+            f"{hub.url}/api/v1/children/{child_id}/narrative",
+            params={"page": len(pages) + 1, "page_size": 1000},
+            headers=hub.headers(),
+        )
+        r.raise_for_status()
+        pages.append(r.json())
+        if len(pages) * 1000 >= pages[0]["total"]:
+            break
+    return {**pages[0], "entries": [e for p in pages for e in p["entries"]]}
 
 
 async def entries_once(
     client: httpx.AsyncClient, hub: HubProcess, child_id: str, count: int
 ) -> list[dict[str, Any]]:
-    async def check() -> list[dict[str, Any]] | None:
-        entries = (await narrative(client, hub, child_id))["entries"]
-        return entries if len(entries) >= count else None
+    async def stored() -> int | None:
+        n = await hub.stored_entries(child_id)
+        return n if n >= count else None
 
-    return await poll(check)
+    await poll(stored)
+    return (await narrative(client, hub, child_id))["entries"]  # type: ignore[no-any-return]
 
 
 class TestSubmissionToNarrative:
@@ -204,34 +219,36 @@ class TestCrashSafety:
         self, make_hub: Any, producer: AIOKafkaProducer
     ) -> None:
         """SIGKILL while events flow; after restart each event is in the narrative exactly once."""
-        total = 3000
+        total, children = 3000, 30
         hub = make_hub(HUB_BATCH_MAX_RECORDS="50")
         prefix = hub.env["HUB_TOPIC_PREFIX"]
         hub.start()
-        key = f"nhs:{valid_nhs_number(7)}".encode()
         sent = [
             await producer.send(
                 f"{prefix}ingest.police",
-                json.dumps(sign_as_dev(concern(100_000 + n, nhs_seed=7))).encode(),
-                key=key,
+                json.dumps(sign_as_dev(concern(100_000 + n, nhs_seed=100 + n % children))).encode(),
+                key=f"nhs:{valid_nhs_number(100 + n % children)}".encode(),
             )
             for n in range(total)
         ]
         await asyncio.gather(*sent)
         async with httpx.AsyncClient(timeout=10) as client:
-            child = await child_id_for(client, hub, 7)
+            last = await child_id_for(client, hub, 100 + children - 1)
 
             async def some_but_not_all() -> int | None:
-                n = len((await narrative(client, hub, child))["entries"])
-                return n if 0 < n < total else None
+                n = await hub.stored_entries(last)
+                return n if 0 < n < total // children else None
 
             seen = await poll(some_but_not_all, interval=0.02)
             hub.kill()
             restarted = make_hub(HUB_BATCH_MAX_RECORDS="50")
             restarted.start()
-            entries = await entries_once(client, restarted, child, total)
+            entries = []
+            for seed in range(100, 100 + children):
+                child = await child_id_for(client, restarted, seed)
+                entries += await entries_once(client, restarted, child, total // children)
         ids = [e["event_id"] for e in entries]
-        assert 0 < seen < total
+        assert 0 < seen < total // children
         assert len(ids) == total
         assert len(set(ids)) == total
 

@@ -78,12 +78,13 @@ class HubProcess:
     def token(
         self,
         *,
-        sub: str = "sw-1",
+        sub: str = "duty-1",
         agency: str = "northshire-cs",
-        role: Role = Role.social_worker,
+        role: Role = Role.duty_officer,
         ttl: timedelta = timedelta(minutes=30),
     ) -> str:
-        """A token signed with this hub's local key."""
+        """A token signed with this hub's local key (default: the CSC duty officer, whom the
+        default rules show partners' concerns about any child, as MASH triage needs)."""
         return self._issuer.issue(sub=sub, agency=agency, role=role, ttl=ttl)
 
     def headers(self, **kwargs: Any) -> dict[str, str]:
@@ -129,6 +130,25 @@ class HubProcess:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+    async def stored_entries(self, child_id: str) -> int:
+        """How many narrative entries the store holds for a child (progress, not disclosure).
+
+        Read straight from the hub's database, so polling for progress writes no audit
+        records; what a caller may see is then asserted once through the API.
+        """
+        from sqlalchemy import func, select
+
+        from hub.store.db import create_engine
+        from hub.store.schema import narrative_entries
+
+        engine = create_engine(self.env["HUB_DATABASE_URL"])
+        try:
+            async with engine.connect() as conn:
+                query = select(func.count()).where(narrative_entries.c.child_id == child_id)
+                return int((await conn.execute(query)).scalar_one())
+        finally:
+            await engine.dispose()
 
     def run_cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         """Run a `hub` CLI command with this hub's environment."""

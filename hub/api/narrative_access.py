@@ -1,0 +1,163 @@
+"""The enforced narrative read: sharing rules, consent, break-glass, protection and audit.
+
+Every item a caller sees passed the decision point for one of the caller's purposes; what is
+denied is absent (and so are the summary counts and spans it would have fed). Every decision,
+permit or deny, is written to the audit trail in one record per purpose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from hub.auth import Caller
+from hub.bootstrap import Hub
+from hub.crypto.narrative import NarrativeOpener
+from hub.domain.chronology import (
+    ChronologyItem,
+    child_statuses,
+    involvement_spans,
+    milestones,
+)
+from hub.domain.narrative import describe_view
+from hub.domain.roles import Role
+from hub.governance.api import governance_of
+from hub.governance.audit import Actor
+from hub.governance.read_path import prepare_read, record_read
+from hub.sharing import AccessRequest, ChildStatus, EventFacts, Milestone, Purpose, decide, redact
+
+__all__ = ["ROLE_PURPOSES", "VisibleNarrative", "read_visible_narrative"]
+
+ROLE_PURPOSES: dict[Role, tuple[Purpose, ...]] = {
+    Role.social_worker: (Purpose.safeguarding,),
+    Role.team_manager: (Purpose.safeguarding,),
+    Role.service_manager: (Purpose.safeguarding,),
+    Role.duty_officer: (Purpose.safeguarding,),
+    Role.designated_safeguarding_lead: (Purpose.education_safeguarding, Purpose.safeguarding),
+    Role.named_nurse: (Purpose.safeguarding, Purpose.unscheduled_care),
+    Role.clinician: (Purpose.unscheduled_care, Purpose.safeguarding),
+    Role.police_ppu: (Purpose.law_enforcement, Purpose.safeguarding),
+    Role.ig_officer: (Purpose.audit,),
+    Role.agency_system: (),
+}
+"""The purposes a role reads for when it names none (a read is decided per purpose).
+
+``safeguarding`` is among every practitioner's purposes because the rule that shows an agency
+its own records is written for it."""
+
+_SIGNIFICANT_HARM_STATUSES = frozenset({"cp_plan"})
+"""A child on a child-protection plan has been judged at risk of significant harm."""
+
+
+@dataclass(frozen=True, slots=True)
+class VisibleNarrative:
+    """What one caller may see of a child's chronology, and the context it was decided in."""
+
+    items: list[ChronologyItem]
+    purposes: tuple[Purpose, ...]
+    withheld_location: bool
+
+
+def _item_view(item: ChronologyItem) -> dict[str, Any]:
+    return {
+        "event_id": item.event_id,
+        "event_type": item.event_type,
+        "agency_id": item.agency_id,
+        "agency_kind": item.agency_kind,
+        "sensitivity": list(item.sensitivity),
+        "data": item.data,
+    }
+
+
+async def read_visible_narrative(
+    hub: Hub, caller: Caller, child_id: str, *, purpose: Purpose | None = None
+) -> VisibleNarrative:
+    """Open the child's entries, decide each for the caller, redact, strip, and audit."""
+    entries = await hub.store.narrative(child_id)
+    texts = await NarrativeOpener(hub.security.keys).open_all(child_id, entries)
+    items = [
+        ChronologyItem(
+            event_id=e.event_id,
+            event_type=e.event_type,
+            family=e.family,
+            occurred_at=e.occurred_at,
+            recorded_at=e.recorded_at,
+            agency_id=e.agency_id,
+            agency_kind=e.agency_kind,
+            summary=t.summary,
+            sensitivity=tuple(e.sensitivity),
+            corrects=e.supersedes,
+            data=dict(t.payload),
+        )
+        for e, t in zip(entries, texts, strict=True)
+    ]
+    erased = {e.event_id for e, t in zip(entries, texts, strict=True) if t.erased_at is not None}
+    spans = involvement_spans(items)
+    statuses = child_statuses(spans)
+    involved = {s.agency_id for s in spans if s.is_open} | {
+        i.agency_id for i in items if i.agency_kind == "schools"
+    }
+    gov = governance_of(hub)
+    actor = Actor.of(caller)
+    prepared = await prepare_read(
+        gov,
+        child_id=child_id,
+        actor=actor,
+        statuses=[ChildStatus(s) for s in statuses],
+        involved_agencies=involved,
+        milestones={Milestone(k): v for k, v in milestones(items).items()},
+        significant_harm=bool(statuses & _SIGNIFICANT_HARM_STATUSES),
+    )
+    purposes = (purpose,) if purpose is not None else ROLE_PURPOSES.get(caller.role, ())
+    now = datetime.now(UTC)
+    shown: dict[str, ChronologyItem] = {}
+    withheld: list[str] = []
+    for each in purposes:
+        request = AccessRequest(
+            caller.agency.id, caller.agency.kind, caller.role, each, caller.team
+        )
+        decisions = []
+        for item in items:
+            facts = EventFacts.of(item)
+            decision = decide(request, facts, prepared.child, prepared.pack, now=now)
+            decisions.append((item.event_id, facts, decision))
+            if not decision.permitted or item.event_id in shown:
+                continue
+            view = redact(_item_view(item), decision.obligations)
+            if prepared.protected:
+                view, held = gov.location.apply(view, caller.role.value)
+                if held:
+                    withheld.append(item.event_id)
+            data = dict(view.get("data") or {})
+            summary = (
+                item.summary if item.event_id in erased else describe_view(item.event_type, data)
+            )
+            shown[item.event_id] = ChronologyItem(
+                event_id=item.event_id,
+                event_type=item.event_type,
+                family=item.family,
+                occurred_at=item.occurred_at,
+                recorded_at=item.recorded_at,
+                agency_id=item.agency_id,
+                agency_kind=item.agency_kind,
+                summary=summary,
+                sensitivity=item.sensitivity,
+                corrects=item.corrects,
+                data=data,
+            )
+        await record_read(
+            gov,
+            prepared,
+            actor=actor,
+            request=request,
+            child_id=child_id,
+            decisions=decisions,
+            withheld_event_ids=sorted(set(withheld)),
+        )
+    visible = [i for i in items if i.event_id in shown]
+    return VisibleNarrative(
+        items=[shown[i.event_id] for i in visible],
+        purposes=purposes,
+        withheld_location=bool(withheld),
+    )
