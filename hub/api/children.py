@@ -256,6 +256,7 @@ async def read_narrative(
                 sensitivity=list(i.sensitivity),
                 corrects=i.corrects,
                 data=i.data,
+                erased_at=i.erased_at,
             )
             for i in window
         ],

@@ -89,10 +89,10 @@ async def read_visible_narrative(
             sensitivity=tuple(e.sensitivity),
             corrects=e.supersedes,
             data=dict(t.payload),
+            erased_at=t.erased_at,
         )
         for e, t in zip(entries, texts, strict=True)
     ]
-    erased = {e.event_id for e, t in zip(entries, texts, strict=True) if t.erased_at is not None}
     spans = involvement_spans(items)
     statuses = child_statuses(spans)
     involved = {s.agency_id for s in spans if s.is_open} | {
@@ -131,7 +131,7 @@ async def read_visible_narrative(
                     withheld.append(item.event_id)
             data = dict(view.get("data") or {})
             summary = (
-                item.summary if item.event_id in erased else describe_view(item.event_type, data)
+                item.summary if item.erased_at is not None else describe_view(item.event_type, data)
             )
             shown[item.event_id] = ChronologyItem(
                 event_id=item.event_id,
@@ -145,6 +145,7 @@ async def read_visible_narrative(
                 sensitivity=item.sensitivity,
                 corrects=item.corrects,
                 data=data,
+                erased_at=item.erased_at,
             )
         await record_read(
             gov,

@@ -48,6 +48,7 @@ class ChronologyItem:
     sensitivity: tuple[str, ...]
     corrects: str | None
     data: dict[str, Any]
+    erased_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
