@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -45,6 +45,7 @@ __all__ = [
     "read_csv",
     "read_json",
     "read_xml",
+    "run_reader",
     "stable_id",
 ]
 
@@ -144,6 +145,34 @@ class ResultBuilder:
             for err in exc.errors(include_url=False, include_input=False, include_context=False):
                 loc = ".".join(str(part) for part in err["loc"]) or "record"
                 self.reject(locator, loc, str(err["msg"]))
+
+
+Reader = Callable[[bytes, AgencyRef, datetime, "ResultBuilder"], None]
+"""Maps one native format into a ResultBuilder: (body, agency, now, out)."""
+
+
+def run_reader(
+    adapter: str,
+    readers: Mapping[str, Reader],
+    body: bytes,
+    content_type: str,
+    agency: AgencyRef,
+    now: datetime,
+    *,
+    what: str | None = None,
+) -> AdapterResult:
+    """Pick the reader for the body's media type and run it; ``UnreadableFile`` for others."""
+    check_now(now)
+    reader = readers.get(media_type(content_type))
+    if reader is None:
+        media = ", ".join(readers)
+        raise UnreadableFile(
+            f"{adapter} adapter reads {f'{what} ({media})' if what else media}, "
+            f"not {media_type(content_type) or 'an unnamed content type'}"
+        )
+    out = ResultBuilder()
+    reader(body, agency, now, out)
+    return out.result
 
 
 def check_now(now: datetime) -> datetime:

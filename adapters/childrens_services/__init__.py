@@ -5,18 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from adapters.childrens_services.formats.cin_census import parse_cin_census
-from adapters.common import (
-    AdapterResult,
-    AgencyRef,
-    ResultBuilder,
-    UnreadableFile,
-    check_now,
-    media_type,
-)
+from adapters.common import AdapterResult, AgencyRef, run_reader
 
 __all__ = ["CONTENT_TYPES", "parse"]
 
-CONTENT_TYPES = ("application/xml", "text/xml")
+_READERS = {media: parse_cin_census for media in ("application/xml", "text/xml")}
+CONTENT_TYPES = tuple(_READERS)
 """Media types this adapter reads."""
 
 
@@ -25,12 +19,6 @@ def parse(body: bytes, content_type: str, agency: AgencyRef, *, now: datetime) -
 
     Raises UnreadableFile when the body is not a CIN census XML file.
     """
-    check_now(now)
-    if media_type(content_type) not in CONTENT_TYPES:
-        raise UnreadableFile(
-            f"childrens_services adapter reads CIN census XML ({', '.join(CONTENT_TYPES)}), "
-            f"not {media_type(content_type) or 'an unnamed content type'}"
-        )
-    out = ResultBuilder()
-    parse_cin_census(body, agency, now, out)
-    return out.result
+    return run_reader(
+        "childrens_services", _READERS, body, content_type, agency, now, what="CIN census XML"
+    )

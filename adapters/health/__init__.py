@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from adapters.common import (
-    AdapterResult,
-    AgencyRef,
-    ResultBuilder,
-    UnreadableFile,
-    check_now,
-    media_type,
-)
+from adapters.common import AdapterResult, AgencyRef, run_reader
 from adapters.health.formats.fhir_r4 import parse_bundle
 
 __all__ = ["CONTENT_TYPES", "parse"]
 
-CONTENT_TYPES = ("application/fhir+json", "application/json")
+_READERS = {media: parse_bundle for media in ("application/fhir+json", "application/json")}
+CONTENT_TYPES = tuple(_READERS)
 """Media types this adapter reads."""
 
 
@@ -25,12 +19,4 @@ def parse(body: bytes, content_type: str, agency: AgencyRef, *, now: datetime) -
 
     Raises UnreadableFile when the body is not a FHIR JSON Bundle.
     """
-    check_now(now)
-    if media_type(content_type) not in CONTENT_TYPES:
-        raise UnreadableFile(
-            f"health adapter reads FHIR R4 JSON ({', '.join(CONTENT_TYPES)}), "
-            f"not {media_type(content_type) or 'an unnamed content type'}"
-        )
-    out = ResultBuilder()
-    parse_bundle(body, agency, now, out)
-    return out.result
+    return run_reader("health", _READERS, body, content_type, agency, now, what="FHIR R4 JSON")

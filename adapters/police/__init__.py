@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from adapters.common import (
-    AdapterResult,
-    AgencyRef,
-    ResultBuilder,
-    UnreadableFile,
-    check_now,
-    media_type,
-)
+from adapters.common import AdapterResult, AgencyRef, run_reader
 from adapters.police.formats.notices_csv import parse_notices_csv
 from adapters.police.formats.notices_json import parse_notices_json
 
@@ -31,13 +24,4 @@ def parse(body: bytes, content_type: str, agency: AgencyRef, *, now: datetime) -
 
     Raises UnreadableFile for an unknown content type or a file that cannot be read at all.
     """
-    check_now(now)
-    reader = _READERS.get(media_type(content_type))
-    if reader is None:
-        raise UnreadableFile(
-            f"police adapter reads {', '.join(CONTENT_TYPES)}, "
-            f"not {media_type(content_type) or 'an unnamed content type'}"
-        )
-    out = ResultBuilder()
-    reader(body, agency, now, out)
-    return out.result
+    return run_reader("police", _READERS, body, content_type, agency, now)
