@@ -44,6 +44,8 @@ class HubStreams:
             linger_ms=5,
             max_batch_size=256 * 1024,
             graceful_timeout=30.0,
+            # FastStream's own lines go through the root logger, so they come out as JSON too.
+            logger=logging.getLogger("hub.faststream"),
             log_level=logging.DEBUG,
             description="Safeguarding Hub event spine.",
         )
