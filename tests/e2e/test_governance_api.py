@@ -1,16 +1,7 @@
-"""The governance API over HTTP: a real hub process (``create_app`` on the real broker and
-store) with the governance routers mounted as the lead will mount them.
-
-``governance_app`` is the uvicorn factory the test process runs; once ``hub.api.app`` mounts
-``hub.governance.api.routers`` these tests can use ``running_hub`` instead.
-"""
+"""The governance API over HTTP: a real ``hub serve`` process on the real broker and store."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import insert
 
 from contracts import AgencyKind, EventType
@@ -28,7 +18,7 @@ from hub.governance.audit import AuditAction, decisions_entry
 from hub.sharing import AccessRequest, ChildContext, EventFacts, Purpose, decide
 from hub.store.db import create_engine, migrate
 from hub.store.schema import children
-from tests.support.hub_process import PATIENCE, HubProcess
+from tests.support.hub_process import HubProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -37,59 +27,16 @@ NORTHSHIRE = REPO / "deploy" / "rules" / "northshire.yaml"
 CHILD = "child-gov-0001"
 
 
-def governance_app() -> FastAPI:
-    """The hub's app with the governance routers mounted (uvicorn factory)."""
-    from hub.api.app import create_app
-    from hub.bootstrap import build_hub
-    from hub.governance.api import routers
-    from hub.observability import configure_logging
-    from hub.settings import load_settings
-
-    settings = load_settings()
-    configure_logging(settings.log_level, json=settings.log_json)
-    app = create_app(build_hub(settings))
-    for router in routers:
-        app.include_router(router)
-    return app
-
-
-class GovernanceHub(HubProcess):
-    """A hub process serving ``governance_app``."""
-
-    def start(self, *, timeout: float = PATIENCE) -> None:
-        env = {**os.environ, **self.env, "HUB_DATA_DIR": str(self.data_dir)}
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn", "--factory",
-                "tests.e2e.test_governance_api:governance_app",
-                "--host", "127.0.0.1", "--port", str(self.port),
-            ],
-            env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"hub not ready within {timeout}s:\n{self.tail()}")
-
-
 @pytest.fixture
-def hub(hub_env: dict[str, str], tmp_path: Path) -> Iterator[GovernanceHub]:
-    made = GovernanceHub(env=hub_env, data_dir=tmp_path / "data")
+def hub(hub_env: dict[str, str], tmp_path: Path) -> Iterator[HubProcess]:
+    made = HubProcess(env=hub_env, data_dir=tmp_path / "data")
     made.start()
     yield made
     made.stop()
 
 
 @pytest.fixture
-def as_role(hub: GovernanceHub) -> Callable[..., dict[str, str]]:
+def as_role(hub: HubProcess) -> Callable[..., dict[str, str]]:
     """Headers for a caller of a role (and agency)."""
 
     def headers(role: Role, agency: str = "northshire-cs", sub: str | None = None):
@@ -110,7 +57,7 @@ async def add_child(db_url: str) -> None:
         await engine.dispose()
 
 
-def call(method: str, hub: GovernanceHub, path: str, headers: dict[str, str], **kw: Any):
+def call(method: str, hub: HubProcess, path: str, headers: dict[str, str], **kw: Any):
     return httpx.request(method, f"{hub.url}{path}", headers=headers, timeout=30, **kw)
 
 
