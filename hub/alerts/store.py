@@ -33,6 +33,7 @@ from hub.alerts.model import (
 from hub.alerts.state import ChildAlertState
 from hub.alerts.tables import alert_child_states, alert_events, alert_recipients, alerts
 from hub.store.schema import projection_positions
+from hub.store.times import as_utc
 
 __all__ = [
     "ALERTS_PROJECTION",
@@ -93,12 +94,6 @@ class InboxItem:
     alert: StoredAlert
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _stored(row: Any) -> StoredAlert:
     return StoredAlert(
         alert_id=row.alert_id,
@@ -111,18 +106,18 @@ def _stored(row: Any) -> StoredAlert:
         status=AlertStatus(row.status),
         recipients=tuple(Recipient.model_validate(r) for r in json.loads(row.recipients)),
         trigger_event_ids=tuple(json.loads(row.trigger_event_ids)),
-        occurred_at=_utc(row.occurred_at),  # type: ignore[arg-type]
-        raised_at=_utc(row.raised_at),  # type: ignore[arg-type]
-        due_at=_utc(row.due_at),  # type: ignore[arg-type]
-        window_start=_utc(row.window_start),
+        occurred_at=as_utc(row.occurred_at),  # type: ignore[arg-type]
+        raised_at=as_utc(row.raised_at),  # type: ignore[arg-type]
+        due_at=as_utc(row.due_at),  # type: ignore[arg-type]
+        window_start=as_utc(row.window_start),
         escalation_plan=tuple(
             EscalationStep.model_validate(s) for s in json.loads(row.escalation_plan)
         ),
         escalation_step=row.escalation_step,
-        next_escalation_at=_utc(row.next_escalation_at),
+        next_escalation_at=as_utc(row.next_escalation_at),
         acknowledged_by=row.acknowledged_by,
-        acknowledged_at=_utc(row.acknowledged_at),
-        withdrawn_at=_utc(row.withdrawn_at),
+        acknowledged_at=as_utc(row.acknowledged_at),
+        withdrawn_at=as_utc(row.withdrawn_at),
     )
 
 
@@ -428,7 +423,7 @@ class AlertStore:
         )
         async with self.engine.connect() as conn:
             return [
-                InboxItem(seq=r.seq, kind=r.kind, at=_utc(r.at), alert=_stored(r))  # type: ignore[arg-type]
+                InboxItem(seq=r.seq, kind=r.kind, at=as_utc(r.at), alert=_stored(r))  # type: ignore[arg-type]
                 for r in await conn.execute(query)
             ]
 

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hub.governance.audit import GENESIS, AuditEntry, AuditRecord, canonical_json, record_hash
 from hub.governance.tables import audit_checkpoints, audit_head, audit_records
 from hub.observability import get_logger
+from hub.store.times import as_utc
 
 __all__ = [
     "AuditPage",
@@ -45,10 +46,6 @@ _KEY_FILE = "audit-checkpoint-key.pem"
 _PAGE = 1000
 _MAX_SKIPPED = 1000  # rows examined one by one when a link skips over them
 _COLUMNS = ("action", "who", "role", "agency_id", "child_id", "effect")
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class CheckpointSigner:
@@ -201,7 +198,7 @@ class _Verifier:
         body = json.loads(row.record)
         if body.get("prev_hash") != row.prev_hash:
             self.add(row.seq, "changed", "its prev_hash column differs from the hashed record")
-        if _utc(row.at) != datetime.fromisoformat(body["at"]):
+        if as_utc(row.at) != datetime.fromisoformat(body["at"]):
             self.add(row.seq, "changed", "its time column differs from the hashed record")
         for column in _COLUMNS:
             if getattr(row, column) != body.get(column):

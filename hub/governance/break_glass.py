@@ -25,6 +25,7 @@ from hub.governance.audit_store import AuditTrail
 from hub.governance.tables import break_glass
 from hub.observability import get_logger
 from hub.sharing import Purpose
+from hub.store.times import as_utc
 
 __all__ = [
     "BreakGlass",
@@ -107,12 +108,6 @@ class BreakGlass:
         }
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _stored(row: Any) -> BreakGlass:
     return BreakGlass(
         break_glass_id=row.break_glass_id,
@@ -123,11 +118,11 @@ def _stored(row: Any) -> BreakGlass:
         team=row.team,
         purpose=Purpose(row.purpose),
         justification=row.justification,
-        started_at=_utc(row.started_at),  # type: ignore[arg-type]
-        expires_at=_utc(row.expires_at),  # type: ignore[arg-type]
+        started_at=as_utc(row.started_at),  # type: ignore[arg-type]
+        expires_at=as_utc(row.expires_at),  # type: ignore[arg-type]
         review_status=ReviewStatus(row.review_status),
         reviewer=row.reviewer,
-        reviewed_at=_utc(row.reviewed_at),
+        reviewed_at=as_utc(row.reviewed_at),
         review_note=row.review_note,
     )
 

@@ -22,6 +22,7 @@ from hub.governance.audit_store import AuditTrail
 from hub.governance.tables import consents
 from hub.observability import get_logger
 from hub.sharing import ConsentRecord, ConsentState, Purpose
+from hub.store.times import as_utc
 
 __all__ = ["ConsentDecision", "ConsentStore", "GivenBy", "StoredConsent"]
 
@@ -77,10 +78,6 @@ class StoredConsent:
         }
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _stored(row: Any) -> StoredConsent:
     return StoredConsent(
         consent_id=row.consent_id,
@@ -89,8 +86,8 @@ def _stored(row: Any) -> StoredConsent:
         agency_id=row.agency_id,
         state=ConsentDecision(row.state),
         given_by=GivenBy(row.given_by),
-        decided_at=_utc(row.decided_at),
-        recorded_at=_utc(row.recorded_at),
+        decided_at=as_utc(row.decided_at),
+        recorded_at=as_utc(row.recorded_at),
         recorded_by=row.recorded_by,
         recorded_by_agency=row.recorded_by_agency,
     )

@@ -4,7 +4,7 @@ subject-access export of what the hub holds on a child and to whom it was disclo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -15,6 +15,7 @@ from hub.governance.audit_store import AuditTrail
 from hub.governance.config import RetentionSchedule
 from hub.sharing import DryRunResult, PastRequest, RulePack, dry_run
 from hub.store.schema import narrative_entries
+from hub.store.times import as_utc
 
 __all__ = ["SubjectAccess", "past_requests", "replay_dry_run", "subject_access"]
 
@@ -64,10 +65,6 @@ class SubjectAccess:
         }
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 async def subject_access(
     engine: AsyncEngine,
     trail: AuditTrail,
@@ -101,8 +98,8 @@ async def subject_access(
             "family": r.family,
             "source_agency_id": r.agency_id,
             "source_agency_kind": r.agency_kind,
-            "occurred_at": _utc(r.occurred_at).isoformat(),
-            "recorded_at": _utc(r.recorded_at).isoformat(),
+            "occurred_at": as_utc(r.occurred_at).isoformat(),
+            "recorded_at": as_utc(r.recorded_at).isoformat(),
             "status": r.status,
         }
         for r in rows

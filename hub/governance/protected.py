@@ -25,6 +25,7 @@ from hub.governance.audit_store import AuditTrail
 from hub.governance.tables import protections
 from hub.observability import get_logger
 from hub.sharing import Obligations, redact
+from hub.store.times import as_utc
 
 __all__ = [
     "LOCATION_KEYS",
@@ -160,12 +161,6 @@ class Protection:
         }
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _stored(row: Any) -> Protection:
     return Protection(
         protection_id=row.protection_id,
@@ -175,9 +170,9 @@ def _stored(row: Any) -> Protection:
         review_on=row.review_on,
         set_by=row.set_by,
         set_by_agency=row.set_by_agency,
-        set_at=_utc(row.set_at),  # type: ignore[arg-type]
+        set_at=as_utc(row.set_at),  # type: ignore[arg-type]
         lifted_by=row.lifted_by,
-        lifted_at=_utc(row.lifted_at),
+        lifted_at=as_utc(row.lifted_at),
     )
 
 

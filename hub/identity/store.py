@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -23,6 +23,7 @@ from hub.identity.index import Candidate, PersonIndex, blocking_keys
 from hub.identity.records import PersonRecord, record_from_features
 from hub.identity.scoring import MatchModel
 from hub.identity.tables import household_links, merges, person_records, reviews
+from hub.store.times import as_utc
 
 __all__ = [
     "Decision",
@@ -79,12 +80,6 @@ class Review:
     reason: str | None = None
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _review(row: Any) -> Review:
     return Review(
         review_id=row.review_id,
@@ -94,8 +89,8 @@ def _review(row: Any) -> Review:
         weight=row.weight,
         breakdown=tuple(json.loads(row.breakdown)),
         status=ReviewStatus(row.status),
-        created_at=_utc(row.created_at),  # type: ignore[arg-type]
-        decided_at=_utc(row.decided_at),
+        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+        decided_at=as_utc(row.decided_at),
         decided_by=row.decided_by,
         reason=row.reason,
     )

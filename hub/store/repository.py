@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import and_, delete, func, select, tuple_, update
@@ -26,6 +26,7 @@ from hub.store.schema import (
     narrative_entries,
     projection_positions,
 )
+from hub.store.times import as_utc
 
 __all__ = ["PositionedEntry", "SqlStore", "StoredEntry"]
 
@@ -63,11 +64,6 @@ class StoredEntry:
     superseded_by: str | None
     payload: dict[str, object]
     erased_at: datetime | None = None
-
-
-def _utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything is stored in UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterable[Sequence[_T]]:
@@ -316,8 +312,8 @@ class SqlStore:
                     child_id=r.child_id,
                     event_type=r.event_type,
                     family=r.family,
-                    occurred_at=_utc(r.occurred_at),
-                    recorded_at=_utc(r.recorded_at),
+                    occurred_at=as_utc(r.occurred_at),
+                    recorded_at=as_utc(r.recorded_at),
                     agency_id=r.agency_id,
                     agency_kind=r.agency_kind,
                     summary=r.summary,
@@ -326,7 +322,7 @@ class SqlStore:
                     status=r.status,
                     superseded_by=r.superseded_by,
                     payload=json.loads(r.payload),
-                    erased_at=None if r.erased_at is None else _utc(r.erased_at),
+                    erased_at=None if r.erased_at is None else as_utc(r.erased_at),
                 )
                 for r in rows
             ]
