@@ -297,12 +297,7 @@ class IngestProcessor:
             errors=rejected.errors,
             processor=PROCESSOR,
             event_id=event_id or _event_id_of(record.value),
-            source=DeadLetterSource(
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=record.key.decode("utf-8", "replace") if record.key else None,
-            ),
+            source=DeadLetterSource.of(record),
             failed_at=now,
             original_b64=DeadLetter.encode_original(record.value),
         )
@@ -319,7 +314,7 @@ class IngestProcessor:
         )
         return await self._publish(
             self._topics.dlq,
-            letter.model_dump_json().encode(),
+            letter.value(),
             key=record.key,
             headers={"content-type": "application/json", **letter.headers()},
         )

@@ -147,12 +147,7 @@ class NarrativeProjector:
             reason=reason,
             detail=detail,
             processor=PROCESSOR,
-            source=DeadLetterSource(
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=record.key.decode("utf-8", "replace") if record.key else None,
-            ),
+            source=DeadLetterSource.of(record),
             failed_at=self._clock(),
             original_b64=DeadLetter.encode_original(record.value),
         )
@@ -167,7 +162,7 @@ class NarrativeProjector:
         )
         return await self._publish(
             self._topics.dlq,
-            letter.model_dump_json().encode(),
+            letter.value(),
             key=record.key,
             headers={"content-type": "application/json", **letter.headers()},
         )

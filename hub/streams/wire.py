@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts import Envelope, FieldError
+from hub.streams.records import ConsumedRecord
 
 __all__ = [
     "DeadLetter",
@@ -105,6 +106,16 @@ class DeadLetterSource(BaseModel):
     offset: int
     key: str | None = None
 
+    @classmethod
+    def of(cls, record: ConsumedRecord) -> DeadLetterSource:
+        """The position (and key, as text) of a consumed record."""
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key.decode("utf-8", "replace") if record.key else None,
+        )
+
 
 class DeadLetter(BaseModel):
     """A message the hub could not process, kept whole with the reason (`hub.dlq`)."""
@@ -130,6 +141,10 @@ class DeadLetter(BaseModel):
     def encode_original(raw: bytes) -> str:
         """Base64 text for the original bytes."""
         return base64.b64encode(raw).decode("ascii")
+
+    def value(self) -> bytes:
+        """The `hub.dlq` record value (JSON)."""
+        return self.model_dump_json().encode()
 
     def headers(self) -> dict[str, Any]:
         """Kafka headers that let tools filter dead letters without decoding the value."""
