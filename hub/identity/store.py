@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.identity.events import ChildrenMerged, MatchKeptApart, MergeUndone
 from hub.identity.households import Households, Link, LinkKind
@@ -33,6 +34,7 @@ __all__ = [
     "ReviewAlreadyDecided",
     "ReviewNotFound",
     "ReviewStatus",
+    "pending_review",
 ]
 
 
@@ -96,6 +98,25 @@ def _review(row: Any) -> Review:
     )
 
 
+def pending_review(
+    record_id: str, provisional_child_id: str, candidate: Candidate, *, now: datetime
+) -> Review:
+    """A new pending review of a possible match (the evidence rounded for reading)."""
+    return Review(
+        review_id=f"rv-{uuid.uuid4().hex}",
+        record_id=record_id,
+        provisional_child_id=provisional_child_id,
+        candidate_child_id=candidate.child_id,
+        weight=round(candidate.score.weight, 3),
+        breakdown=tuple(
+            {"comparison": b.comparison, "level": b.level, "weight": round(b.weight, 3)}
+            for b in candidate.score.breakdown
+        ),
+        status=ReviewStatus.pending,
+        created_at=now,
+    )
+
+
 class IdentityStore:
     """Identity tables over one async engine."""
 
@@ -125,6 +146,63 @@ class IdentityStore:
         )
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
+
+    async def save_records_in(
+        self,
+        conn: AsyncConnection,
+        items: Sequence[tuple[PersonRecord, str]],
+        *,
+        now: datetime,
+    ) -> None:
+        """Upsert records seen by ingest, in the caller's transaction.
+
+        A record already held keeps its child (a reviewed merge or un-merge decides that,
+        not the next event); its features are refreshed.
+        """
+        rows = [
+            {
+                "record_id": record.record_id,
+                "child_id": child_id,
+                "features": json.dumps(record.features()),
+                "birth_date": record.birth_date,
+                "sex": record.sex,
+                "postcode": record.postcode,
+                "address_key": record.address_key,
+                "identifiers": json.dumps([list(i) for i in record.identifiers]),
+                "blocking_keys": json.dumps(sorted(blocking_keys(record))),
+                "updated_at": now,
+            }
+            for record, child_id in dict((r.record_id, (r, c)) for r, c in items).values()
+        ]
+        if not rows:
+            return
+        stmt = self._insert(person_records)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["record_id"],
+            set_={k: stmt.excluded[k] for k in rows[0] if k not in ("record_id", "child_id")},
+        )
+        await conn.execute(stmt, rows)
+
+    async def records_since(
+        self, conn: AsyncConnection, since: datetime | None
+    ) -> list[tuple[PersonRecord, str, datetime]]:
+        """Records (with their child and update time) changed at or after ``since``."""
+        query = select(person_records).order_by(person_records.c.updated_at)
+        if since is not None:
+            query = query.where(person_records.c.updated_at >= since)
+        found: list[tuple[PersonRecord, str, datetime]] = []
+        for row in await conn.execute(query):
+            record = record_from_features(
+                row.record_id,
+                json.loads(row.features),
+                birth_date=row.birth_date,
+                sex=row.sex,
+                postcode=row.postcode,
+                address_key=row.address_key,
+                identifiers=[tuple(i) for i in json.loads(row.identifiers)],
+            )
+            found.append((record, row.child_id, as_utc(row.updated_at)))  # type: ignore[arg-type]
+        return found
 
     async def load_index(self, model: MatchModel | None = None) -> PersonIndex:
         """Build the in-memory index from every persisted record."""
@@ -159,33 +237,25 @@ class IdentityStore:
         self, record_id: str, provisional_child_id: str, candidate: Candidate, *, now: datetime
     ) -> Review:
         """Queue a possible match for a person to decide; returns the pending review."""
-        review = Review(
-            review_id=f"rv-{uuid.uuid4().hex}",
-            record_id=record_id,
-            provisional_child_id=provisional_child_id,
-            candidate_child_id=candidate.child_id,
-            weight=round(candidate.score.weight, 3),
-            breakdown=tuple(
-                {"comparison": b.comparison, "level": b.level, "weight": round(b.weight, 3)}
-                for b in candidate.score.breakdown
-            ),
-            status=ReviewStatus.pending,
-            created_at=now,
-        )
+        review = pending_review(record_id, provisional_child_id, candidate, now=now)
         async with self.engine.begin() as conn:
-            await conn.execute(
-                reviews.insert().values(
-                    review_id=review.review_id,
-                    record_id=record_id,
-                    provisional_child_id=provisional_child_id,
-                    candidate_child_id=candidate.child_id,
-                    weight=review.weight,
-                    breakdown=json.dumps(list(review.breakdown)),
-                    status=review.status.value,
-                    created_at=now,
-                )
-            )
+            await self.queue_review_in(conn, review)
         return review
+
+    async def queue_review_in(self, conn: AsyncConnection, review: Review) -> None:
+        """Insert a pending review in the caller's transaction."""
+        await conn.execute(
+            reviews.insert().values(
+                review_id=review.review_id,
+                record_id=review.record_id,
+                provisional_child_id=review.provisional_child_id,
+                candidate_child_id=review.candidate_child_id,
+                weight=review.weight,
+                breakdown=json.dumps(list(review.breakdown)),
+                status=review.status.value,
+                created_at=review.created_at,
+            )
+        )
 
     async def list_reviews(
         self, status: ReviewStatus | None = ReviewStatus.pending, *, limit: int = 100
@@ -239,7 +309,9 @@ class IdentityStore:
                     reason,
                     now,
                 )
-            moved = await self._move(conn, review.provisional_child_id, review.candidate_child_id)
+            moved = await self._move(
+                conn, review.provisional_child_id, review.candidate_child_id, now
+            )
             merge = ChildrenMerged(
                 merge_id=f"mg-{uuid.uuid4().hex}",
                 surviving_child_id=review.candidate_child_id,
@@ -264,7 +336,9 @@ class IdentityStore:
             )
             return review, merge
 
-    async def _move(self, conn: Any, from_child: str, to_child: str) -> tuple[str, ...]:
+    async def _move(
+        self, conn: Any, from_child: str, to_child: str, now: datetime
+    ) -> tuple[str, ...]:
         ids = tuple(
             (
                 await conn.execute(
@@ -277,7 +351,7 @@ class IdentityStore:
         await conn.execute(
             update(person_records)
             .where(person_records.c.child_id == from_child)
-            .values(child_id=to_child)
+            .values(child_id=to_child, updated_at=now)
         )
         return ids
 
@@ -299,7 +373,7 @@ class IdentityStore:
                 await conn.execute(
                     update(person_records)
                     .where(person_records.c.record_id.in_(record_ids))
-                    .values(child_id=row.merged_child_id)
+                    .values(child_id=row.merged_child_id, updated_at=now)
                 )
             return MergeUndone(
                 merge_id=merge_id,
@@ -316,21 +390,59 @@ class IdentityStore:
         self, links: list[Link], *, source_event_id: str | None, now: datetime
     ) -> None:
         """Persist household links (a link already held is left as it is)."""
+        async with self.engine.begin() as conn:
+            await self.add_household_links_in(conn, [(x, source_event_id) for x in links], now=now)
+
+    async def add_household_links_in(
+        self, conn: AsyncConnection, links: Sequence[tuple[Link, str | None]], *, now: datetime
+    ) -> None:
+        """Persist household links, each with the event it came from, in the caller's
+        transaction (a link already held is left as it is)."""
         if not links:
             return
+        first: dict[Link, str | None] = {}
+        for link, event_id in links:
+            first.setdefault(link, event_id)
         rows = [
             {
                 "a": x.a,
                 "b": x.b,
                 "kind": x.kind.value,
-                "source_event_id": source_event_id,
+                "source_event_id": event_id,
                 "created_at": now,
             }
-            for x in dict.fromkeys(links)
+            for x, event_id in first.items()
         ]
-        stmt = self._insert(household_links).values(rows).on_conflict_do_nothing()
-        async with self.engine.begin() as conn:
-            await conn.execute(stmt)
+        stmt = self._insert(household_links).on_conflict_do_nothing()
+        await conn.execute(stmt, rows)
+
+    async def household_around(self, nodes: Iterable[str], *, limit: int = 400) -> list[Link]:
+        """Every household link reachable from ``nodes`` through joining links (bounded).
+
+        Address and relationship links are followed; a ``connected`` adult is reported but
+        not followed, as ``Households`` treats them. ``limit`` caps the nodes visited so an
+        address shared by many (a hostel, a children's home) cannot make a read unbounded.
+        """
+        seen = set(nodes)
+        frontier = sorted(seen)
+        found: dict[Link, None] = {}
+        async with self.engine.connect() as conn:
+            while frontier and len(seen) < limit:
+                rows = await conn.execute(
+                    select(household_links).where(
+                        or_(household_links.c.a.in_(frontier), household_links.c.b.in_(frontier))
+                    )
+                )
+                step: set[str] = set()
+                for row in rows:
+                    link = Link(row.a, row.b, LinkKind(row.kind))
+                    found[link] = None
+                    if link.kind is LinkKind.connected:
+                        continue
+                    step.update(n for n in (link.a, link.b) if n not in seen)
+                frontier = sorted(step)[: max(limit - len(seen), 0)]
+                seen.update(frontier)
+        return list(found)
 
     async def load_households(self) -> Households:
         """The household graph from every persisted link."""

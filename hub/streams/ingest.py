@@ -23,6 +23,8 @@ from contracts.versions import UnsupportedSchemaVersion
 from hub.crypto.runtime import HubSecurity
 from hub.crypto.signing import RejectionReason, SignatureRejected
 from hub.domain.identity import LinkDecision, LinkKey, decide_link, link_keys_for
+from hub.identity.linking import IdentityLinker
+from hub.identity.store import IdentityStore
 from hub.observability import Metrics, get_logger
 from hub.registry import AgencyRegistry
 from hub.store.repository import SqlStore
@@ -126,6 +128,7 @@ class IngestProcessor:
         self._security = security
         self._signature_rejections = signature_rejections(metrics)
         self._clock = clock
+        self._linker = IdentityLinker(IdentityStore(store.engine), security.digest)
 
     async def handle_batch(self, records: Sequence[ConsumedRecord]) -> None:
         """Process one consumed batch; raises on infrastructure faults so it is redelivered."""
@@ -141,46 +144,55 @@ class IngestProcessor:
         accepted = await self._drop_duplicates(accepted, pending, now)
         linked: list[_Linked] = []
         sealed: list[dict[str, Any]] = []
-        async with self._store.engine.begin() as conn:
-            keyed = [(item, self._link_keys(item.envelope)) for item in accepted]
-            # One look-up for the whole batch; links made earlier in the batch count as known.
-            known = dict(
-                await self._store.known_links(conn, (k for _, keys in keyed for k in keys))
-            )
-            decisions: list[LinkDecision] = []
-            for item, keys in keyed:
-                env = item.envelope
-                if not keys:
-                    pending.append(
-                        await self._dead_letter(
-                            item.record,
-                            _Rejected(
-                                DeadLetterReason.identity_unresolved,
-                                "the person has no identifier and no agency subject reference",
-                            ),
-                            now,
-                            event_id=env.id,
+        try:
+            async with self._store.engine.begin() as conn:
+                await self._linker.refresh(conn)
+                keyed = [(item, self._link_keys(item.envelope)) for item in accepted]
+                # One look-up for the whole batch; links made earlier in the batch count.
+                known = dict(
+                    await self._store.known_links(conn, (k for _, keys in keyed for k in keys))
+                )
+                decisions: list[LinkDecision] = []
+                for item, keys in keyed:
+                    env = item.envelope
+                    exact = decide_link(keys, known, seed=env.id) if keys else None
+                    resolution = self._linker.resolve(env, keys, exact, now=now)
+                    if resolution is None:
+                        pending.append(
+                            await self._dead_letter(
+                                item.record,
+                                _Rejected(
+                                    DeadLetterReason.identity_unresolved,
+                                    "the person has no identifier, no agency subject reference "
+                                    "and not enough (names and birth date) to match on",
+                                ),
+                                now,
+                                event_id=env.id,
+                            )
                         )
-                    )
-                    continue
-                decision = decide_link(keys, known, seed=env.id)
-                known.update(dict.fromkeys(decision.attach, decision.child_id))
-                decisions.append(decision)
-                if decision.conflicts:
-                    log.warning(
-                        "identity.conflict",
-                        event_id=env.id,
-                        child_id=decision.child_id,
-                        systems=sorted({k.system for k in decision.conflicts}),
-                    )
-                linked_by = decision.linked_by.system if decision.linked_by else keys[0].system
-                linked.append(_Linked(item, decision, linked_by))
-            await self._store.apply_links(conn, decisions, now)
-            # Keys are created (or found) in this transaction, which commits before anything
-            # sealed under them is published: no copy on the log can outlive its key's row.
-            sealed = await self._security.cipher.seal_envelopes(
-                [(x.decision.child_id, x.item.raw) for x in linked], conn=conn
-            )
+                        continue
+                    decision = resolution.decision
+                    known.update(dict.fromkeys(decision.attach, decision.child_id))
+                    decisions.append(decision)
+                    if decision.conflicts:
+                        log.warning(
+                            "identity.conflict",
+                            event_id=env.id,
+                            child_id=decision.child_id,
+                            systems=sorted({k.system for k in decision.conflicts}),
+                        )
+                    linked.append(_Linked(item, decision, resolution.linked_by))
+                await self._store.apply_links(conn, decisions, now)
+                await self._linker.flush(conn, now=now)
+                # Keys are created (or found) in this transaction, which commits before
+                # anything sealed under them is published: no copy on the log can outlive
+                # its key's row.
+                sealed = await self._security.cipher.seal_envelopes(
+                    [(x.decision.child_id, x.item.raw) for x in linked], conn=conn
+                )
+        except BaseException:
+            self._linker.discard()
+            raise
         ingested: list[tuple[str, str, str]] = []
         for link, envelope in zip(linked, sealed, strict=True):
             child_id = link.decision.child_id

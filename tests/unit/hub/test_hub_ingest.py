@@ -277,23 +277,18 @@ class TestPublish:
             }
         ]
 
-    async def test_nothing_to_link_on(
+    async def test_no_identifier_links_on_names(
         self, store: SqlStore, publish: RecordingPublish, security: HubSecurity
     ) -> None:
-        """No identifiers and no subject: dead-lettered as identity_unresolved."""
+        """No identifiers and no subject: matched on names and birth date; nobody is known
+        yet, so a new child is minted rather than the record being dead-lettered."""
         envelope = example_envelope(subject=None)
         envelope["person"]["identifiers"] = []
-        consumed = record(envelope)
-        await processor(store, publish, security).handle_batch([consumed])
-        assert letters(publish) == [
-            dead_letter(
-                consumed,
-                DeadLetterReason.identity_unresolved,
-                "the person has no identifier and no agency subject reference",
-                event_id=EVENT_ID,
-            )
+        await processor(store, publish, security).handle_batch([record(envelope)])
+        assert letters(publish) == []
+        assert await published(publish, security) == [
+            hub_event_sent(envelope, child_id(1), linked_by="new")
         ]
-        assert publish.to(EVENTS) == []
 
 
 class TestDuplicates:

@@ -1,0 +1,196 @@
+"""Identity at ingest: probabilistic matching for records no identifier links, and households.
+
+Ingest links on validated identifiers first (decision 0003). When a record's keys name no
+child yet, the person index is asked before a new child is minted: a record in the *link*
+band joins the child it matched (its keys are attached there, so the agency's next record
+links deterministically); a *possible match* gets its own provisional child and a review for
+a person to decide (never merged silently); *no match* mints a new child. Every record is
+kept in the index under its child, and the people and addresses it names become household
+links. Everything is written in ingest's own transaction.
+
+The index lives in the ingest process, loaded from the store on first use and refreshed
+before each batch with the records changed since (other ingest processes' records, and
+merges decided through the review API).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from contracts import Envelope
+from hub.domain import identity as domain_identity
+from hub.domain.identity import LinkDecision, LinkKey
+from hub.identity.households import Link, links_from_person
+from hub.identity.index import Candidate, PersonIndex
+from hub.identity.records import PersonRecord, record_from_person
+from hub.identity.scoring import Band, MatchModel
+from hub.identity.store import IdentityStore, Review, pending_review
+from hub.observability import get_logger
+
+__all__ = ["IdentityLinker", "Resolution"]
+
+log = get_logger(__name__)
+
+Digest = Callable[[str, str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Which child a record belongs to, how it was decided, and any review it needs."""
+
+    decision: LinkDecision
+    linked_by: str
+    review: Candidate | None = None
+
+
+@dataclass(slots=True)
+class _Writes:
+    records: list[tuple[PersonRecord, str]] = field(default_factory=list)
+    reviews: list[Review] = field(default_factory=list)
+    links: list[tuple[Link, str | None]] = field(default_factory=list)
+
+
+class IdentityLinker:
+    """Resolves records to children beyond exact identifiers; one per ingest processor."""
+
+    def __init__(
+        self, identity: IdentityStore, digest: Digest, *, model: MatchModel | None = None
+    ) -> None:
+        self._identity = identity
+        self._digest = digest
+        self._model = model
+        self._index: PersonIndex | None = None
+        self._mark: datetime | None = None
+        self._writes = _Writes()
+
+    async def refresh(self, conn: AsyncConnection) -> None:
+        """Bring the index up to date with the store (the whole store the first time)."""
+        if self._index is None:
+            self._index = PersonIndex(self._model)
+        changed = await self._identity.records_since(conn, self._mark)
+        for record, child_id, updated_at in changed:
+            self._index.add(record, child_id)
+            if self._mark is None or updated_at > self._mark:
+                self._mark = updated_at
+        if changed:
+            log.debug("identity.index_refreshed", changed=len(changed), indexed=len(self._index))
+
+    def record_for(self, env: Envelope, keys: list[LinkKey]) -> PersonRecord:
+        """The person record of an envelope: names normalised, identifiers as digests.
+
+        Its id names the agency's record of the person without personal data: the digest of
+        the agency's subject reference, else of its strongest identifier, else of the event.
+        """
+        if env.subject:
+            local = f"ref:{self._digest(f'ref:{env.agency_id}', env.subject)[:40]}"
+        elif keys:
+            local = f"{keys[0].system}:{keys[0].value[:40]}"
+        else:
+            local = f"event:{hashlib.sha256(env.id.encode()).hexdigest()[:40]}"
+        return record_from_person(env.person, f"{env.agency_id}:{local}", digest=self._digest)
+
+    def resolve(
+        self, env: Envelope, keys: list[LinkKey], decision: LinkDecision | None, *, now: datetime
+    ) -> Resolution | None:
+        """Decide the child of one record; None when there is nothing to link on at all.
+
+        ``decision`` is the deterministic decision from its keys (None without keys). Only a
+        decision that would mint a new child is reconsidered; the record is indexed either way
+        and its household links are queued for ``flush``.
+        """
+        assert self._index is not None, "refresh() first"
+        record = self.record_for(env, keys)
+        resolution = self._resolve(env, keys, decision, record)
+        if resolution is None:
+            return None
+        child_id = resolution.decision.child_id
+        if self._index.child_of(record.record_id) is None:
+            self._index.add(record, child_id)
+        self._writes.records.append((record, child_id))
+        if resolution.review is not None:
+            self._writes.reviews.append(
+                pending_review(record.record_id, child_id, resolution.review, now=now)
+            )
+        self._writes.links.extend(
+            (self._opaque(link), env.id) for link in links_from_person(child_id, env.person)
+        )
+        return resolution
+
+    def _resolve(
+        self,
+        env: Envelope,
+        keys: list[LinkKey],
+        decision: LinkDecision | None,
+        record: PersonRecord,
+    ) -> Resolution | None:
+        assert self._index is not None
+        if decision is not None and not decision.is_new_child:
+            linked_by = decision.linked_by.system if decision.linked_by else keys[0].system
+            return Resolution(decision, linked_by)
+        known = self._index.child_of(record.record_id)
+        if known is not None:  # this agency record was seen before (e.g. a retried batch)
+            return Resolution(
+                LinkDecision(child_id=known, is_new_child=False, attach=tuple(keys)), "record"
+            )
+        matchable = record.birth_date is not None and record.family_tokens and record.given_first
+        result = self._index.match(record) if matchable else None
+        if result is not None and result.band is Band.link and result.child_id is not None:
+            log.info(
+                "identity.linked_by_score",
+                event_id=env.id,
+                child_id=result.child_id,
+                weight=round(result.candidates[0].score.weight, 2) if result.candidates else None,
+            )
+            return Resolution(
+                LinkDecision(child_id=result.child_id, is_new_child=False, attach=tuple(keys)),
+                result.linked_by or "score",
+            )
+        if decision is None and not matchable:
+            return None
+        fresh = decision or LinkDecision(
+            child_id=domain_identity.new_child_id(env.id), is_new_child=True, attach=tuple(keys)
+        )
+        linked_by = keys[0].system if keys else "new"
+        if result is not None and result.band is Band.possible_match and result.candidates:
+            top = result.candidates[0]
+            log.info(
+                "identity.possible_match_queued",
+                event_id=env.id,
+                child_id=fresh.child_id,
+                candidate_child_id=top.child_id,
+            )
+            return Resolution(fresh, linked_by, review=top)
+        return Resolution(fresh, linked_by)
+
+    def _opaque(self, link: Link) -> Link:
+        """The link with adult and address nodes re-keyed by the hub's keyed digest, so the
+        stored graph cannot be reversed by hashing guessed addresses or identifiers."""
+
+        def node(n: str) -> str:
+            if n.startswith("ch-"):
+                return n
+            prefix = n.split(":", 1)[0]
+            return f"{prefix}:{self._digest('household', n)[:32]}"
+
+        return Link(node(link.a), node(link.b), link.kind)
+
+    async def flush(self, conn: AsyncConnection, *, now: datetime) -> int:
+        """Write the batch's records, reviews and household links; returns reviews queued."""
+        writes, self._writes = self._writes, _Writes()
+        await self._identity.save_records_in(conn, writes.records, now=now)
+        for review in writes.reviews:
+            await self._identity.queue_review_in(conn, review)
+        await self._identity.add_household_links_in(conn, writes.links, now=now)
+        return len(writes.reviews)
+
+    def discard(self) -> None:
+        """Forget the batch's pending writes and reload the index next time (the batch
+        failed, so what it indexed may not be in the store)."""
+        self._writes = _Writes()
+        self._index = None
+        self._mark = None
