@@ -1,4 +1,10 @@
-"""Alerts for the caller: the inbox, a live server-sent-event stream, and acknowledgement."""
+"""Alerts for the caller: the inbox, a live server-sent-event stream, and acknowledgement.
+
+Every alert passes the sharing rules before it is shown (``hub.alerts.disclosure``): one the
+caller may not see is absent from the inbox and the stream, and acknowledging it answers 404
+like an alert addressed to someone else. Each alert shown is audited (``alert.delivered``):
+in one batch per inbox request, once per alert sent on the stream.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +18,17 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from hub.alerts.disclosure import AlertGate, requests_for
 from hub.alerts.store import AlertNotFound, AlertNotOpen, InboxItem, StoredAlert
 from hub.api.deps import CurrentCaller, HubDep
+from hub.api.narrative_access import ROLE_PURPOSES
 from hub.auth import Caller
+from hub.bootstrap import Hub
+from hub.governance.api import governance_of
+from hub.governance.audit import Actor
 from hub.observability import get_logger
 
-__all__ = ["alert_view", "inbox_addresses", "router"]
+__all__ = ["alert_gate", "alert_view", "inbox_addresses", "router"]
 
 log = get_logger(__name__)
 
@@ -26,6 +37,23 @@ router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 _POLL_SECONDS = 0.2
 _HEARTBEAT_SECONDS = 15.0
 _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+_OVERFETCH = 4
+"""The inbox reads this many times ``limit`` open alerts, so alerts the caller may not see
+cannot crowd out those they may (up to ``_MAX_READ``)."""
+_MAX_READ = 2000
+
+
+def alert_gate(hub: Hub, caller: Caller) -> AlertGate:
+    """A gate deciding this caller's alerts now (build one per request or per SSE poll)."""
+    return AlertGate(
+        store=hub.store,
+        keys=hub.security.keys,
+        gov=governance_of(hub),
+        actor=Actor.of(caller),
+        requests=requests_for(caller, ROLE_PURPOSES.get(caller.role, ())),
+        addresses=inbox_addresses(caller),
+        now=datetime.now(UTC),
+    )
 
 
 def inbox_addresses(caller: Caller) -> list[str]:
@@ -95,19 +123,25 @@ async def list_alerts(
     caller: CurrentCaller,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Inbox:
-    """Alerts not yet acknowledged or withdrawn that reach the caller's inboxes."""
-    found = await hub.alerts.open_alerts(inbox_addresses(caller), limit=limit)
+    """Alerts not yet acknowledged or withdrawn that reach the caller's inboxes and that the
+    sharing rules let the caller see (each one shown is audited)."""
+    read = min(limit * _OVERFETCH, _MAX_READ)
+    candidates = await hub.alerts.open_alerts(inbox_addresses(caller), limit=read)
+    gate = alert_gate(hub, caller)
+    shown = (await gate.visible(candidates))[:limit]
+    await gate.record(shown, step="listed")
+    found = [s.alert for s in shown]
     found.sort(key=lambda a: (_SEVERITY_ORDER.get(a.severity, 9), -a.raised_at.timestamp()))
     log.info("alerts.listed", caller=caller.sub, agency_id=caller.agency.id, count=len(found))
     return Inbox(alerts=[alert_view(a) for a in found])
 
 
-def _sse(item: InboxItem) -> str:
+def _sse(item: InboxItem, alert: StoredAlert) -> str:
     data = json.dumps(
         {
             "kind": item.kind,
             "at": item.at.isoformat(),
-            "alert": alert_view(item.alert).model_dump(mode="json"),
+            "alert": alert_view(alert).model_dump(mode="json"),
         }
     )
     return f"id: {item.seq}\nevent: {item.kind}\ndata: {data}\n\n"
@@ -141,9 +175,14 @@ async def stream_alerts(
         yield "retry: 2000\n\n"
         while not await request.is_disconnected():
             items = await hub.alerts.inbox(addresses, since_id=cursor)
+            gate = alert_gate(hub, caller) if items else None
             for item in items:
                 cursor = item.seq
-                yield _sse(item)
+                assert gate is not None
+                shown = await gate.visible([item.alert])
+                if shown:
+                    await gate.record(shown, step=item.kind)
+                    yield _sse(item, shown[0].alert)
             if items:
                 quiet = 0.0
                 continue
@@ -171,7 +210,13 @@ async def stream_alerts(
     },
 )
 async def acknowledge_alert(alert_id: str, hub: HubDep, caller: CurrentCaller) -> AlertView:
-    """Record who acknowledged the alert and when; idempotent."""
+    """Record who acknowledged the alert and when; idempotent. An alert the rules do not let
+    the caller see is "not found", exactly as one addressed to someone else."""
+    gate = alert_gate(hub, caller)
+    found = await hub.alerts.get(alert_id)
+    before = [] if found is None else await gate.visible([found])
+    if not before:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert for you")
     try:
         alert = await hub.alerts.acknowledge(
             alert_id, caller.sub, now=datetime.now(UTC), addresses=inbox_addresses(caller)
@@ -180,5 +225,7 @@ async def acknowledge_alert(alert_id: str, hub: HubDep, caller: CurrentCaller) -
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert for you") from exc
     except AlertNotOpen as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, "the alert was withdrawn") from exc
+    shown = await gate.visible([alert]) or before  # decided on the same cached context
+    await gate.record(shown, step="acknowledged")
     log.info("alert.acknowledged", alert_id=alert_id, caller=caller.sub, agency_id=caller.agency.id)
-    return alert_view(alert)
+    return alert_view(shown[0].alert)

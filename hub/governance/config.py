@@ -46,7 +46,8 @@ class GovernanceSettings(BaseSettings):
     )
     protected_location_roles: tuple[Role, ...] = Field(
         default=(Role.social_worker, Role.team_manager, Role.police_ppu),
-        description="Roles that still see a protected person's address and location.",
+        description="Fallback only: roles that still see a protected person's address and "
+        "location when the rule pack in force names none (its protected_location_roles).",
     )
     protected_location_fields: tuple[str, ...] = Field(
         default=(),

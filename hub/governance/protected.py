@@ -2,8 +2,9 @@
 
 ``strip_location`` is pure: it removes every location-bearing key anywhere in a view (address,
 postcode, location, coordinates, ...) and any configured extra path. ``LocationPolicy`` says
-which roles still see them. The read path strips a view whenever its child, or a person it
-names, is protected, and audits the attempt (``protected.view_attempt``) for everyone else.
+which roles still see them: those the rule pack in force names (``for_pack``), or else the
+configured fallback. The read path strips a view whenever its child, or a person it names, is
+protected, and audits the attempt (``protected.view_attempt``) for everyone else.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from hub.governance.audit import Actor, AuditAction, AuditEntry
 from hub.governance.audit_store import AuditTrail
 from hub.governance.tables import protections
 from hub.observability import get_logger
-from hub.sharing import Obligations, redact
+from hub.sharing import Obligations, RulePack, redact
 from hub.store.times import as_utc
 
 __all__ = [
@@ -95,12 +96,25 @@ def strip_location(view: Mapping[str, Any], extra_paths: Iterable[str] = ()) -> 
 
 @dataclass(frozen=True, slots=True)
 class LocationPolicy:
-    """Which roles still see a protected person's location, and extra paths to remove."""
+    """Which roles still see a protected person's location, and extra paths to remove.
+
+    The rule pack in force names the roles (``protected_location_roles``); the configured
+    roles are only the fallback for a pack that names none (see ``for_pack``).
+    """
 
     roles: frozenset[str]
     extra_paths: tuple[str, ...] = ()
 
+    def for_pack(self, pack: RulePack) -> LocationPolicy:
+        """The policy under ``pack``: its roles when it names them (``[]``: nobody), else
+        this (configured) policy's; the extra paths stay."""
+        named = pack.protected_location_roles
+        if named is None:
+            return self
+        return LocationPolicy(roles=frozenset(str(r) for r in named), extra_paths=self.extra_paths)
+
     def sees_location(self, role: str) -> bool:
+        """Whether this role still sees a protected person's location."""
         return str(role) in self.roles
 
     def apply(self, view: Mapping[str, Any], role: str) -> tuple[dict[str, Any], bool]:

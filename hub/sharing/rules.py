@@ -17,10 +17,13 @@ from zoneinfo import ZoneInfo
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
     StringConstraints,
+    WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -55,6 +58,37 @@ FieldPath = Annotated[
 ]
 Version = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 When = AwareDatetime | date
+
+
+def _person_role(value: object) -> object:
+    """A role that may hold a protected location: a known role, and a person's."""
+    if isinstance(value, Role) or not isinstance(value, str):
+        role = value
+    elif value in Role.__members__.values():
+        role = Role(value)
+    else:
+        known = ", ".join(r.value for r in Role if r is not Role.agency_system)
+        raise ValueError(f"unknown role {value!r}; expected one of {known}")
+    if role is Role.agency_system:
+        raise ValueError(
+            "agency_system is a partner system, not a person: a protected location is never "
+            "released to a system"
+        )
+    return role
+
+
+PersonRole = Annotated[
+    Role,
+    BeforeValidator(_person_role),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": [r.value for r in Role if r is not Role.agency_system],
+            "description": "A person's role (not agency_system).",
+        }
+    ),
+]
+"""A role named in ``protected_location_roles`` (checked with a message IG staff can act on)."""
 
 
 class Purpose(StrEnum):
@@ -220,12 +254,29 @@ class Rule(_Strict):
 
 
 class RulePack(_Strict):
-    """A versioned set of rules with who wrote this version and why."""
+    """A versioned set of rules with who wrote this version and why, and the roles that still
+    see a protected person's address and location."""
 
     version: Version
     author: Label
     reason: Text
+    protected_location_roles: tuple[PersonRole, ...] | None = Field(
+        default=None,
+        description="Roles that still see the address and location of a protected person (a "
+        "child or adult flagged, e.g. in a refuge) in anything the rules let them see; everyone "
+        "else gets the view without them. Omitted: the hub's configured fallback; [] means no "
+        "role sees them. Holds for every disclosure, whichever rule granted it.",
+        json_schema_extra={"uniqueItems": True},
+    )
     rules: tuple[Rule, ...] = ()
+
+    @field_validator("protected_location_roles")
+    @classmethod
+    def _each_role_once(cls, roles: tuple[Role, ...] | None) -> tuple[Role, ...] | None:
+        twice = sorted({str(r) for r in roles or () if (roles or ()).count(r) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} is named more than once")
+        return roles
 
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id (KeyError if none)."""
