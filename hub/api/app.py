@@ -13,10 +13,11 @@ from fastapi.responses import JSONResponse
 
 from contracts import Envelope
 from hub import web
-from hub.api import agency_submissions, alerts, children, ops, submissions
+from hub.api import agency_submissions, alerts, children, family, ops, submissions
 from hub.bootstrap import Hub, ProcessRole
 from hub.governance.api import routers as governance_routers
 from hub.identity import api as identity_api
+from hub.identity.publish import LogIdentitySink
 
 __all__ = ["create_app"]
 
@@ -40,6 +41,7 @@ def create_app(hub: Hub) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.hub = hub
+    app.state.identity_sink = LogIdentitySink(hub.streams.publish, hub.topics.events)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -59,6 +61,7 @@ def create_app(hub: Hub) -> FastAPI:
         app.include_router(submissions.router)
         app.include_router(agency_submissions.router)
         app.include_router(children.router)
+        app.include_router(family.router)
         app.include_router(alerts.router)
         app.include_router(identity_api.router)
         for router in governance_routers:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from contracts import Identifier
 from hub.api.deps import CurrentCaller, HubDep
@@ -100,6 +100,9 @@ class Narrative(BaseModel):
     """A child's cross-agency chronology, as far as the caller may see it."""
 
     child_id: str
+    merged_from: list[str] = Field(
+        default=[], description="Children merged into this one; their entries are included."
+    )
     purposes: list[str]
     summary: SummaryHeader
     involved_now: list[Span]
@@ -231,7 +234,8 @@ async def read_narrative(
         returned=len(window),
     )
     return Narrative(
-        child_id=child_id,
+        child_id=visible.child_id,
+        merged_from=list(visible.merged_from),
         purposes=[p.value for p in visible.purposes],
         summary=SummaryHeader(
             open_plans=list(summary.open_plans),

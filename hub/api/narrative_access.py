@@ -13,7 +13,7 @@ from typing import Any
 
 from hub.auth import Caller
 from hub.bootstrap import Hub
-from hub.crypto.narrative import NarrativeOpener
+from hub.crypto.narrative import NarrativeOpener, OpenedText
 from hub.domain.chronology import (
     ChronologyItem,
     child_statuses,
@@ -26,6 +26,7 @@ from hub.governance.api import governance_of
 from hub.governance.audit import Actor
 from hub.governance.read_path import prepare_read, record_read
 from hub.sharing import AccessRequest, ChildStatus, EventFacts, Milestone, Purpose, decide, redact
+from hub.store.repository import StoredEntry
 
 __all__ = ["ROLE_PURPOSES", "VisibleNarrative", "read_visible_narrative"]
 
@@ -57,6 +58,10 @@ class VisibleNarrative:
     items: list[ChronologyItem]
     purposes: tuple[Purpose, ...]
     withheld_location: bool
+    child_id: str = ""
+    """The child whose story this is (the surviving child when the one asked for was merged)."""
+    merged_from: tuple[str, ...] = ()
+    """Children merged into it, whose entries are part of the story."""
 
 
 def _item_view(item: ChronologyItem) -> dict[str, Any]:
@@ -73,9 +78,16 @@ def _item_view(item: ChronologyItem) -> dict[str, Any]:
 async def read_visible_narrative(
     hub: Hub, caller: Caller, child_id: str, *, purpose: Purpose | None = None
 ) -> VisibleNarrative:
-    """Open the child's entries, decide each for the caller, redact, strip, and audit."""
-    entries = await hub.store.narrative(child_id)
-    texts = await NarrativeOpener(hub.security.keys).open_all(child_id, entries)
+    """Open the child's entries, decide each for the caller, redact, strip, and audit.
+
+    The story is the identity group's: a merged child is read as the child it was merged
+    into, with the entries of every child merged into that one (each opened with the key of
+    the child it was linked to).
+    """
+    group = await hub.store.identity_group(child_id)
+    child_id = group.child_id
+    entries = await hub.store.narrative(group.members)
+    texts = await _open_entries(NarrativeOpener(hub.security.keys), entries)
     items = [
         ChronologyItem(
             event_id=e.event_id,
@@ -126,7 +138,7 @@ async def read_visible_narrative(
                 continue
             view = redact(_item_view(item), decision.obligations)
             if prepared.protected:
-                view, held = gov.location.apply(view, caller.role.value)
+                view, held = gov.location.for_pack(prepared.pack).apply(view, caller.role.value)
                 if held:
                     withheld.append(item.event_id)
             data = dict(view.get("data") or {})
@@ -161,4 +173,19 @@ async def read_visible_narrative(
         items=[shown[i.event_id] for i in visible],
         purposes=purposes,
         withheld_location=bool(withheld),
+        child_id=child_id,
+        merged_from=group.merged_from,
     )
+
+
+async def _open_entries(opener: NarrativeOpener, entries: list[StoredEntry]) -> list[OpenedText]:
+    """Each entry's text, in order, opened under the key of the child it was linked to."""
+    by_child: dict[str, list[int]] = {}
+    for position, entry in enumerate(entries):
+        by_child.setdefault(entry.child_id, []).append(position)
+    texts: list[OpenedText | None] = [None] * len(entries)
+    for owner, positions in by_child.items():
+        opened = await opener.open_all(owner, [entries[p] for p in positions])
+        for position, text in zip(positions, opened, strict=True):
+            texts[position] = text
+    return [t for t in texts if t is not None]

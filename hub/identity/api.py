@@ -17,10 +17,11 @@ from pydantic import BaseModel, Field
 from hub.api.deps import CurrentCaller, HubDep
 from hub.auth import Caller
 from hub.domain.roles import NARRATIVE_READER_ROLES, Role
-from hub.identity.events import ChildrenMerged, MatchKeptApart
+from hub.identity.events import ChildrenMerged, MatchKeptApart, MergeUndone
 from hub.identity.store import (
     Decision,
     IdentityStore,
+    MergeNotFound,
     Review,
     ReviewAlreadyDecided,
     ReviewNotFound,
@@ -43,7 +44,7 @@ DECIDER_ROLES = frozenset(
 class IdentityEventSink(Protocol):
     """Where identity decisions go to become events on the log."""
 
-    async def publish(self, event: ChildrenMerged | MatchKeptApart) -> None:
+    async def publish(self, event: ChildrenMerged | MergeUndone | MatchKeptApart) -> None:
         """Put one identity event on the log."""
 
 
@@ -150,9 +151,7 @@ async def decide_review(
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no review with that id") from None
     except ReviewAlreadyDecided:
         raise HTTPException(status.HTTP_409_CONFLICT, "the review was already decided") from None
-    sink: IdentityEventSink | None = getattr(request.app.state, "identity_sink", None)
-    if sink is not None:
-        await sink.publish(event)
+    sink = await _publish(request, event)
     log.info(
         "identity.review_decided",
         review_id=review_id,
@@ -161,3 +160,66 @@ async def decide_review(
         published=sink is not None,
     )
     return DecisionOut(review=_out(review), event_type=event.type, event=event.as_data())  # type: ignore[arg-type]
+
+
+async def _publish(
+    request: Request, event: ChildrenMerged | MergeUndone | MatchKeptApart
+) -> IdentityEventSink | None:
+    """Hand a recorded decision to the log; 503 (decision kept) when the broker fails."""
+    sink: IdentityEventSink | None = getattr(request.app.state, "identity_sink", None)
+    if sink is None:
+        return None
+    try:
+        await sink.publish(event)
+    except Exception:
+        log.exception("identity.event_not_published", event_type=event.type)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the decision is recorded but its event could not be put on the log; "
+            "the narrative follows it once it is",
+        ) from None
+    return sink
+
+
+class UndoIn(BaseModel):
+    """Why a merge is being undone."""
+
+    reason: str = Field(min_length=5, max_length=1000)
+
+
+class UndoOut(BaseModel):
+    """The un-merge event put on the log."""
+
+    event_type: Literal["identity.unmerged"]
+    event: dict[str, Any]
+
+
+@router.post(
+    "/merges/{merge_id}/undo",
+    response_model=UndoOut,
+    summary="Undo a merge: its records and events go back to the child they came from.",
+    responses={404: {"description": "No such merge, or it was already undone."}},
+)
+async def undo_merge(
+    hub: HubDep,
+    caller: CurrentCaller,
+    request: Request,
+    merge_id: Annotated[str, Path(max_length=64)],
+    body: UndoIn,
+) -> UndoOut:
+    """Reverse a merge with a reason; the narrative moves the merged child's events back."""
+    _require(caller, DECIDER_ROLES, "undo identity merges")
+    try:
+        event = await IdentityStore(hub.store.engine).undo_merge(
+            merge_id,
+            undone_by=f"{caller.agency.id}/{caller.sub}",
+            reason=body.reason,
+            now=datetime.now(UTC),
+        )
+    except MergeNotFound:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, "no merge with that id, or it was already undone"
+        ) from None
+    await _publish(request, event)
+    log.info("identity.merge_undone", merge_id=merge_id, child_id=event.restored_child_id)
+    return UndoOut(event_type="identity.unmerged", event=event.as_data())

@@ -24,11 +24,12 @@ from hub.store.schema import (
     dlq_redrives,
     ingested_events,
     narrative_entries,
+    narrative_merges,
     projection_positions,
 )
 from hub.store.times import as_utc
 
-__all__ = ["PositionedEntry", "SqlStore", "StoredEntry"]
+__all__ = ["IdentityGroup", "MergeChange", "PositionedEntry", "SqlStore", "StoredEntry"]
 
 _T = TypeVar("_T")
 _CHUNK = 400  # rows per IN (...) list; stays under SQLite's bound-parameter limit
@@ -43,6 +44,30 @@ class PositionedEntry:
     partition: int
     offset: int
     erased_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MergeChange:
+    """A merge (``undone=False``) or its reversal, as the narrative follows it from the log."""
+
+    merge_id: str
+    surviving_child_id: str
+    merged_child_id: str
+    at: datetime
+    undone: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityGroup:
+    """The child a story is told for and every child merged into it (itself first)."""
+
+    child_id: str
+    members: tuple[str, ...]
+
+    @property
+    def merged_from(self) -> tuple[str, ...]:
+        """The children merged into this one."""
+        return self.members[1:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,10 +318,15 @@ class SqlStore:
         )
 
     async def narrative(
-        self, child_id: str, *, include_superseded: bool = False
+        self, child_id: str | Sequence[str], *, include_superseded: bool = False
     ) -> list[StoredEntry]:
-        """A child's entries in the order things happened (ties by when recorded, then id)."""
-        query = select(narrative_entries).where(narrative_entries.c.child_id == child_id)
+        """A child's entries in the order things happened (ties by when recorded, then id).
+
+        Given several ids (an identity group), their entries are read as one story; each
+        entry keeps the child id it was linked to (and sealed under).
+        """
+        ids = [child_id] if isinstance(child_id, str) else list(child_id)
+        query = select(narrative_entries).where(narrative_entries.c.child_id.in_(ids))
         if not include_superseded:
             query = query.where(narrative_entries.c.status.in_(sorted(EntryStatus.SHOWN)))
         query = query.order_by(
@@ -327,10 +357,70 @@ class SqlStore:
                 for r in rows
             ]
 
+    # -- merges the narrative follows -------------------------------------------------------
+    async def apply_merges(self, conn: AsyncConnection, changes: Sequence[MergeChange]) -> None:
+        """Record merges and un-merges from the log, in order (replaying one is harmless)."""
+        for change in changes:
+            if change.undone:
+                done = await conn.execute(
+                    update(narrative_merges)
+                    .where(narrative_merges.c.merge_id == change.merge_id)
+                    .values(undone_at=func.coalesce(narrative_merges.c.undone_at, change.at))
+                )
+                if done.rowcount:
+                    continue
+            # An un-merge seen before its merge is stored as already undone, so the merge
+            # arriving later changes nothing.
+            await conn.execute(
+                self._insert(narrative_merges)
+                .values(
+                    merge_id=change.merge_id,
+                    surviving_child_id=change.surviving_child_id,
+                    merged_child_id=change.merged_child_id,
+                    merged_at=change.at,
+                    undone_at=change.at if change.undone else None,
+                )
+                .on_conflict_do_nothing(index_elements=["merge_id"])
+            )
+
+    async def identity_group(self, child_id: str) -> IdentityGroup:
+        """The child whose story includes ``child_id``, and every child merged into that one.
+
+        Follows active merges up to the surviving child, then down to everything merged into
+        it (merges of merges included). Bounded, so a cycle written by mistake cannot hang.
+        """
+        active = narrative_merges.c.undone_at.is_(None)
+        async with self.engine.connect() as conn:
+            top = child_id
+            for _ in range(32):
+                above = (
+                    await conn.execute(
+                        select(narrative_merges.c.surviving_child_id)
+                        .where(active, narrative_merges.c.merged_child_id == top)
+                        .order_by(narrative_merges.c.merged_at)
+                        .limit(1)
+                    )
+                ).scalar()
+                if above is None or above == child_id:
+                    break
+                top = above
+            members = [top]
+            frontier = [top]
+            while frontier and len(members) < 256:
+                rows = await conn.execute(
+                    select(narrative_merges.c.merged_child_id)
+                    .where(active, narrative_merges.c.surviving_child_id.in_(frontier))
+                    .order_by(narrative_merges.c.merged_at, narrative_merges.c.merge_id)
+                )
+                frontier = [c for c in rows.scalars() if c not in members]
+                members.extend(frontier)
+        return IdentityGroup(top, tuple(members))
+
     async def reset_projection(self, projection: str) -> None:
         """Forget a projection's rows and positions so it can be rebuilt from the log."""
         async with self.engine.begin() as conn:
             await conn.execute(delete(narrative_entries))
+            await conn.execute(delete(narrative_merges))
             await conn.execute(
                 delete(projection_positions).where(projection_positions.c.projection == projection)
             )

@@ -22,6 +22,7 @@ __all__ = [
     "ingested_events",
     "metadata",
     "narrative_entries",
+    "narrative_merges",
     "projection_positions",
 ]
 
@@ -106,4 +107,16 @@ dlq_redrives = Table(
     Column("dlq_id", String(64), primary_key=True),
     Column("redriven_at", DateTime(timezone=True), nullable=False),
     Column("target_topic", String(255), nullable=False),
+)
+
+# Merges as the narrative has followed them from `hub.events` (identity.merged / .unmerged):
+# a child's story is read across every child merged into it while ``undone_at`` is empty.
+narrative_merges = Table(
+    "narrative_merges",
+    metadata,
+    Column("merge_id", String(64), primary_key=True),
+    Column("surviving_child_id", String(64), nullable=False, index=True),
+    Column("merged_child_id", String(64), nullable=False, index=True),
+    Column("merged_at", DateTime(timezone=True), nullable=False),
+    Column("undone_at", DateTime(timezone=True), nullable=True),
 )

@@ -15,7 +15,7 @@ from hub.crypto.data_keys import KeyDestroyed, UnknownDataKey
 from hub.crypto.encryption import FieldCipher, FieldDecryptionFailed
 from hub.observability import Metrics, get_logger
 from hub.streams.records import ConsumedRecord
-from hub.streams.wire import SealedHubEvent
+from hub.streams.wire import IdentityHubEvent, SealedHubEvent
 
 __all__ = ["AlertConsumer", "run_escalations"]
 
@@ -43,6 +43,10 @@ class AlertConsumer:
         for record in records:
             self._metrics.events_in.labels(PROCESSOR, record.topic).inc()
             facts = None
+            if IdentityHubEvent.is_one(record.value):
+                # Merge decisions change whose story it is, not what happened: no alert facts.
+                items.append(PositionedFacts(None, record.topic, record.partition, record.offset))
+                continue
             try:
                 sealed = SealedHubEvent.model_validate_json(record.value)
                 opened = await self._cipher.open_envelope(sealed.child_id, sealed.envelope)

@@ -22,10 +22,16 @@ from hub.crypto.narrative import erased_entry, seal_entry
 from hub.crypto.runtime import HubSecurity
 from hub.domain.narrative import entry_for
 from hub.observability import Metrics, get_logger
-from hub.store.repository import PositionedEntry, SqlStore
+from hub.store.repository import MergeChange, PositionedEntry, SqlStore
 from hub.streams.records import ConsumedRecord, Publish
 from hub.streams.topics import Topics
-from hub.streams.wire import DeadLetter, DeadLetterReason, DeadLetterSource, SealedHubEvent
+from hub.streams.wire import (
+    DeadLetter,
+    DeadLetterReason,
+    DeadLetterSource,
+    IdentityHubEvent,
+    SealedHubEvent,
+)
 
 __all__ = ["NARRATIVE_PROJECTION", "NarrativeProjector"]
 
@@ -79,15 +85,22 @@ class NarrativeProjector:
         async with self._store.engine.connect() as conn:
             done = await self._store.positions(conn, NARRATIVE_PROJECTION)
         fresh = [r for r in records if r.offset >= done.get((r.topic, r.partition), 0)]
+        merges: list[MergeChange] = []
         for record in fresh:
             self._metrics.events_in.labels(PROCESSOR, record.topic).inc()
             try:
-                items.append(await self._entry(record))
+                if IdentityHubEvent.is_one(record.value):
+                    merges.extend(_merge_change(record))
+                else:
+                    items.append(await self._entry(record))
             except _Unusable as bad:
                 pending.append(await self._dead_letter(record, bad.reason, bad.detail))
         # Dead letters confirmed before the positions that skip their records commit.
         await asyncio.gather(*pending)
         async with self._store.engine.begin() as conn:
+            if merges:
+                await self._store.apply_merges(conn, merges)
+                log.info("narrative.merges_followed", changes=len(merges))
             stored = await self._store.apply_entries(
                 conn,
                 NARRATIVE_PROJECTION,
@@ -166,3 +179,36 @@ class NarrativeProjector:
             key=record.key,
             headers={"content-type": "application/json", **letter.headers()},
         )
+
+
+def _merge_change(record: ConsumedRecord) -> list[MergeChange]:
+    """The merge or un-merge an identity record asks the narrative to follow (none for the
+    other identity decisions); raises _Unusable for a malformed one."""
+    try:
+        event = IdentityHubEvent.model_validate_json(record.value)
+        data = event.data
+        if event.type == "identity.merged":
+            return [
+                MergeChange(
+                    merge_id=str(data["merge_id"]),
+                    surviving_child_id=str(data["surviving_child_id"]),
+                    merged_child_id=str(data["merged_child_id"]),
+                    at=datetime.fromisoformat(str(data["merged_at"])),
+                )
+            ]
+        if event.type == "identity.unmerged":
+            return [
+                MergeChange(
+                    merge_id=str(data["merge_id"]),
+                    surviving_child_id=str(data["from_child_id"]),
+                    merged_child_id=str(data["restored_child_id"]),
+                    at=datetime.fromisoformat(str(data["undone_at"])),
+                    undone=True,
+                )
+            ]
+        return []
+    except (ValidationError, KeyError, ValueError) as exc:
+        raise _Unusable(
+            DeadLetterReason.hub_event_invalid,
+            f"an identity record on hub.events is not valid ({type(exc).__name__})",
+        ) from exc

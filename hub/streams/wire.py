@@ -12,7 +12,7 @@ import hashlib
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -24,6 +24,7 @@ __all__ = [
     "DeadLetterReason",
     "DeadLetterSource",
     "HubEvent",
+    "IdentityHubEvent",
     "SealedHubEvent",
     "content_hash",
     "envelope_digest",
@@ -74,6 +75,32 @@ class SealedHubEvent(BaseModel):
     ingested_at: AwareDatetime
     linked_by: str | None = Field(default=None, description="Identifier system that linked it.")
     envelope: dict[str, Any] = Field(description="The envelope with sensitive fields sealed.")
+
+
+IDENTITY_RECORD_PREFIX = b'{"record_kind":"identity"'
+"""How an identity record's value starts (``record_kind`` is its first field)."""
+
+
+class IdentityHubEvent(BaseModel):
+    """An identity decision on `hub.events`: a merge, an un-merge or a kept-apart decision.
+
+    Keyed by ``child_id`` (the surviving child of a merge, the restored child of an un-merge);
+    ``data`` carries ids, the decider and the reason only, never personal data. Consumers that
+    only want agency events skip these with ``IdentityHubEvent.is_one``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    record_kind: Literal["identity"] = "identity"
+    type: Literal["identity.merged", "identity.unmerged", "identity.kept_apart"]
+    child_id: str = Field(min_length=1, max_length=64)
+    published_at: AwareDatetime
+    data: dict[str, Any]
+
+    @staticmethod
+    def is_one(value: bytes) -> bool:
+        """Whether a `hub.events` record value is an identity record (no parsing)."""
+        return value.startswith(IDENTITY_RECORD_PREFIX)
 
 
 class DeadLetterReason(StrEnum):
