@@ -401,8 +401,15 @@ async def entry_times(engine: AsyncEngine) -> list[tuple[datetime, datetime]]:
 class Hub:
     """A ``python -m hub serve`` subprocess with its own environment and log file."""
 
-    def __init__(self, env: dict[str, str], data_dir: Path, profile: Path | None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        data_dir: Path,
+        profile: Path | None,
+        command: Sequence[str] | None = None,
+    ) -> None:
         self.env = env
+        self.command = command
         self.data_dir = data_dir
         self.port = free_port()
         self.log_path = data_dir / "hub.log"
@@ -422,6 +429,8 @@ class Hub:
         cmd = [sys.executable, "-m", "hub", "serve", "--port", str(self.port)]
         if self.profile is not None:
             cmd = [sys.executable, "-c", _PROFILED_HUB, str(self.profile), str(self.port)]
+        if self.command is not None:  # a wrapper that starts `hub serve` itself (last arg: port)
+            cmd = [*self.command, str(self.port)]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 cmd,
@@ -517,8 +526,14 @@ async def run_hub_phase(
     run_id: str,
     work: Path,
     leftovers: Leftovers,
+    *,
+    hub_command: Sequence[str] | None = None,
 ) -> tuple[HubResult, Hub]:
-    """Start the hub, push the load through it and measure; returns the (still running) hub."""
+    """Start the hub, push the load through it and measure; returns the (still running) hub.
+
+    ``hub_command`` replaces ``python -m hub serve`` with a wrapper (given the port as its last
+    argument), e.g. ``bench/security_ratio.py``'s hub with a null cipher.
+    """
     if args.store == "postgresql":
         db_url, leftovers.db_name = await create_pg_database(args.postgres_url)
     else:
@@ -535,7 +550,7 @@ async def run_hub_phase(
         "HUB_LOG_LEVEL": "INFO",
         "HUB_REQUIRE_SIGNATURES": "false" if args.unsigned else "true",
     }
-    hub = leftovers.hub = Hub(env, work, args.profile)
+    hub = leftovers.hub = Hub(env, work, args.profile, hub_command)
     t = time.monotonic()
     hub.start()
     stable = await asyncio.to_thread(

@@ -14,8 +14,10 @@ from hub.alerts.processing import AlertProcessor
 from hub.alerts.rules import load_rules
 from hub.alerts.store import AlertStore
 from hub.auth import TokenIssuer, TokenVerifier
+from hub.crypto.dead_letters import DeadLetterSealer
 from hub.crypto.runtime import HubSecurity, build_security
 from hub.crypto.token_keys import load_or_create_signing_key, load_public_key
+from hub.governance.retention import build_retention_runner, run_retention_periodically
 from hub.kafka.admin import ensure_topics
 from hub.observability import Metrics, get_logger
 from hub.registry import AgencyRegistry
@@ -64,6 +66,7 @@ class Hub:
     alert_processor: AlertProcessor
     _started: bool = field(default=False, init=False)
     _escalations: asyncio.Task[None] | None = field(default=None, init=False)
+    _retention: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
         """Migrate the store, create missing topics, then connect and start the subscribers."""
@@ -84,6 +87,19 @@ class Hub:
                 ),
                 name="alert-escalations",
             )
+            self._retention = asyncio.create_task(
+                run_retention_periodically(
+                    build_retention_runner(
+                        self.store.engine,
+                        self.security.keys,
+                        keys_dir=self.settings.data_dir / "keys",
+                    ),
+                    every_seconds=self.settings.retention_interval_seconds,
+                    dead_letters=DeadLetterSealer(self.security.keys),
+                    dead_letter_days=self.settings.retention_dead_letter_days,
+                ),
+                name="retention",
+            )
         log.info(
             "hub.started",
             role=self.role.value,
@@ -93,11 +109,12 @@ class Hub:
 
     async def stop(self) -> None:
         """Finish in-flight batches (offsets committed), then close Kafka and the store."""
-        if self._escalations is not None:
-            self._escalations.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._escalations
-            self._escalations = None
+        for task in (self._escalations, self._retention):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._escalations = self._retention = None
         if self._started:
             await self.streams.broker.stop()
             self._started = False

@@ -15,7 +15,7 @@ from contracts import AgencyKind
 from hub.bootstrap import Hub, ProcessRole, build_hub
 from hub.crypto.cli import keys_app
 from hub.domain.roles import Role
-from hub.governance.cli import audit_app, rules_app
+from hub.governance.cli import audit_app, retention_app, rules_app
 from hub.kafka.cli import kafka_app
 from hub.observability import configure_logging
 from hub.registry import Agency, AgencyRegistry
@@ -41,6 +41,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(synth_app, name="synth", help="Generate a synthetic population as native files.")
 app.add_typer(rules_app, name="rules", help="Sharing rules: validate, diff, dry-run, apply.")
 app.add_typer(audit_app, name="audit", help="The audit trail: verify, search.")
+app.add_typer(retention_app, name="retention", help="Retention: erase children past their period.")
 
 
 def _settings() -> Settings:

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     escalation_interval_seconds: float = Field(
         default=30.0, description="How often overdue alerts are checked for escalation."
     )
+    retention_interval_seconds: float = Field(
+        default=86_400.0, gt=0, description="How often the retention schedule runs (daily)."
+    )
+    retention_dead_letter_days: int = Field(
+        default=90, ge=1, description="Dead letters older than this are erased (month keys)."
+    )
     log_level: str = Field(default="INFO")
     log_json: bool = Field(default=True, description="JSON logs (False: console renderer).")
 

@@ -66,6 +66,7 @@ class AuditAction(StrEnum):
     protected_view_attempt = "protected.view_attempt"
     subject_access_exported = "subject_access.exported"
     audit_searched = "audit.searched"
+    retention_erased = "retention.erased"
 
 
 DISCLOSURE_ACTIONS = frozenset(

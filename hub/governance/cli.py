@@ -39,6 +39,11 @@ audit_app = typer.Typer(
     help="The audit trail: verify its hash chain, search it.", no_args_is_help=True
 )
 
+retention_app = typer.Typer(
+    help="Retention: erase (crypto-shred) children whose retention period has ended.",
+    no_args_is_help=True,
+)
+
 
 def _settings() -> Settings:
     settings = load_settings()
@@ -223,3 +228,41 @@ def search(
         }
 
     _print(_with_governance(work))
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List who would be erased; change nothing.")
+    ] = False,
+    all_children: Annotated[
+        bool, typer.Option("--all", help="With --dry-run: every child's verdict.")
+    ] = False,
+) -> None:
+    """Erase every child whose retention period has ended; each erasure is audited."""
+    from hub.crypto.data_keys import ChildKeyStore
+    from hub.crypto.keyring import LocalFileKeyProvider
+    from hub.governance.retention import RetentionOutcome, build_retention_runner
+    from hub.store.db import create_engine, migrate
+
+    settings = _settings()
+
+    async def go() -> list[RetentionOutcome]:
+        engine = create_engine(settings.db_url)
+        try:
+            await migrate(engine)
+            keys_dir = settings.data_dir / "keys"
+            runner = build_retention_runner(
+                engine, ChildKeyStore(engine, LocalFileKeyProvider(keys_dir)), keys_dir=keys_dir
+            )
+            if dry_run and all_children:
+                return await runner.assess_all()
+            return await runner.run(dry_run=dry_run)
+        finally:
+            await engine.dispose()
+
+    outcomes = asyncio.run(go())
+    typer.echo("child_id\tverdict\tcategory\tdue_on")
+    for outcome in outcomes:
+        typer.echo(outcome.as_line())
+    typer.echo(f"{len(outcomes)} {'would be erased' if dry_run else 'erased'}", err=True)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from hub.bootstrap import Hub
+from hub.crypto.dead_letters import DeadLetterErased, DeadLetterSealer, SealedOriginalInvalid
 from hub.observability import get_logger
 from hub.streams.log_reader import read_topic
 from hub.streams.wire import DeadLetter
@@ -82,11 +83,25 @@ async def redrive(
                     "not an ingest topic; fix the producer instead"
                 )
             continue
-        value = fixed if fixed is not None else letter.original
+        if letter.original_sealed is not None:
+            try:
+                opened = await DeadLetterSealer(hub.security.keys).open_original(
+                    letter.original_sealed, dlq_id=letter.dlq_id
+                )
+            except (DeadLetterErased, SealedOriginalInvalid) as exc:
+                if ids:
+                    raise RedriveError(str(exc)) from exc
+                log.warning("dlq.original_unavailable", dlq_id=letter.dlq_id)
+                continue
+            original, kafka_key = opened.value, opened.key
+        else:  # written before dead letters were sealed
+            original = letter.original
+            kafka_key = letter.source.key.encode() if letter.source.key else None
+        value = fixed if fixed is not None else original
         future = await hub.streams.publish(
             letter.source.topic,
             value,
-            key=letter.source.key.encode() if letter.source.key else None,
+            key=kafka_key,
             headers={"content-type": "application/json", "x-redriven-from": letter.dlq_id},
         )
         await future

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from contracts import ContractValidationError, Envelope, FieldError, parse_envelope
 from contracts.versions import UnsupportedSchemaVersion
+from hub.crypto.dead_letters import DeadLetterSealer
 from hub.crypto.runtime import HubSecurity
 from hub.crypto.signing import RejectionReason, SignatureRejected
 from hub.domain.identity import LinkDecision, LinkKey, decide_link, link_keys_for
@@ -28,12 +29,11 @@ from hub.identity.store import IdentityStore
 from hub.observability import Metrics, get_logger
 from hub.registry import AgencyRegistry
 from hub.store.repository import SqlStore
+from hub.streams.letters import sealed_dead_letter
 from hub.streams.records import ConsumedRecord, Publish
 from hub.streams.topics import Topics
 from hub.streams.wire import (
-    DeadLetter,
     DeadLetterReason,
-    DeadLetterSource,
     SealedHubEvent,
     envelope_digest,
 )
@@ -129,6 +129,7 @@ class IngestProcessor:
         self._signature_rejections = signature_rejections(metrics)
         self._clock = clock
         self._linker = IdentityLinker(IdentityStore(store.engine), security.digest)
+        self._dead_letters = DeadLetterSealer(security.keys)
 
     async def handle_batch(self, records: Sequence[ConsumedRecord]) -> None:
         """Process one consumed batch; raises on infrastructure faults so it is redelivered."""
@@ -143,6 +144,7 @@ class IngestProcessor:
                 pending.append(await self._dead_letter(record, rejected, now, event_id=None))
         accepted = await self._drop_duplicates(accepted, pending, now)
         linked: list[_Linked] = []
+        unresolved: list[_Accepted] = []
         sealed: list[dict[str, Any]] = []
         try:
             async with self._store.engine.begin() as conn:
@@ -158,18 +160,7 @@ class IngestProcessor:
                     exact = decide_link(keys, known, seed=env.id) if keys else None
                     resolution = self._linker.resolve(env, keys, exact, now=now)
                     if resolution is None:
-                        pending.append(
-                            await self._dead_letter(
-                                item.record,
-                                _Rejected(
-                                    DeadLetterReason.identity_unresolved,
-                                    "the person has no identifier, no agency subject reference "
-                                    "and not enough (names and birth date) to match on",
-                                ),
-                                now,
-                                event_id=env.id,
-                            )
-                        )
+                        unresolved.append(item)
                         continue
                     decision = resolution.decision
                     known.update(dict.fromkeys(decision.attach, decision.child_id))
@@ -193,6 +184,19 @@ class IngestProcessor:
         except BaseException:
             self._linker.discard()
             raise
+        for item in unresolved:  # sealing a dead letter writes a key: after the transaction
+            pending.append(
+                await self._dead_letter(
+                    item.record,
+                    _Rejected(
+                        DeadLetterReason.identity_unresolved,
+                        "the person has no identifier, no agency subject reference "
+                        "and not enough (names and birth date) to match on",
+                    ),
+                    now,
+                    event_id=item.envelope.id,
+                )
+            )
         ingested: list[tuple[str, str, str]] = []
         for link, envelope in zip(linked, sealed, strict=True):
             child_id = link.decision.child_id
@@ -302,16 +306,16 @@ class IngestProcessor:
     async def _dead_letter(
         self, record: ConsumedRecord, rejected: _Rejected, now: datetime, *, event_id: str | None
     ) -> asyncio.Future[Any]:
-        letter = DeadLetter(
+        letter = await sealed_dead_letter(
+            record,
+            sealer=self._dead_letters,
             dlq_id=uuid.uuid4().hex,
             reason=rejected.reason,
             detail=rejected.detail,
             errors=rejected.errors,
             processor=PROCESSOR,
             event_id=event_id or _event_id_of(record.value),
-            source=DeadLetterSource.of(record),
             failed_at=now,
-            original_b64=DeadLetter.encode_original(record.value),
         )
         self._metrics.dead_lettered.labels(PROCESSOR, rejected.reason.value).inc()
         log.warning(
@@ -327,7 +331,7 @@ class IngestProcessor:
         return await self._publish(
             self._topics.dlq,
             letter.value(),
-            key=record.key,
+            key=letter.dlq_id.encode(),
             headers={"content-type": "application/json", **letter.headers()},
         )
 

@@ -17,18 +17,18 @@ from pydantic import ValidationError
 
 from contracts import ContractValidationError, parse_envelope
 from hub.crypto.data_keys import KeyDestroyed, UnknownDataKey
+from hub.crypto.dead_letters import DeadLetterSealer
 from hub.crypto.encryption import FieldDecryptionFailed
 from hub.crypto.narrative import erased_entry, seal_entry
 from hub.crypto.runtime import HubSecurity
 from hub.domain.narrative import entry_for
 from hub.observability import Metrics, get_logger
 from hub.store.repository import MergeChange, PositionedEntry, SqlStore
+from hub.streams.letters import sealed_dead_letter
 from hub.streams.records import ConsumedRecord, Publish
 from hub.streams.topics import Topics
 from hub.streams.wire import (
-    DeadLetter,
     DeadLetterReason,
-    DeadLetterSource,
     IdentityHubEvent,
     SealedHubEvent,
 )
@@ -73,6 +73,7 @@ class NarrativeProjector:
         self._publish = publish
         self._metrics = metrics
         self._cipher = security.cipher
+        self._dead_letters = DeadLetterSealer(security.keys)
         self._clock = clock
 
     async def handle_batch(self, records: Sequence[ConsumedRecord]) -> int:
@@ -155,14 +156,14 @@ class NarrativeProjector:
     async def _dead_letter(
         self, record: ConsumedRecord, reason: DeadLetterReason, detail: str
     ) -> Any:
-        letter = DeadLetter(
+        letter = await sealed_dead_letter(
+            record,
+            sealer=self._dead_letters,
             dlq_id=uuid.uuid4().hex,
             reason=reason,
             detail=detail,
             processor=PROCESSOR,
-            source=DeadLetterSource.of(record),
             failed_at=self._clock(),
-            original_b64=DeadLetter.encode_original(record.value),
         )
         self._metrics.dead_lettered.labels(PROCESSOR, letter.reason.value).inc()
         log.error(
@@ -176,7 +177,7 @@ class NarrativeProjector:
         return await self._publish(
             self._topics.dlq,
             letter.value(),
-            key=record.key,
+            key=letter.dlq_id.encode(),
             headers={"content-type": "application/json", **letter.headers()},
         )
 

@@ -12,9 +12,9 @@ import hashlib
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from contracts import Envelope, FieldError
 from hub.streams.records import ConsumedRecord
@@ -157,11 +157,26 @@ class DeadLetter(BaseModel):
     event_id: str | None = None
     source: DeadLetterSource
     failed_at: datetime
-    original_b64: str = Field(description="The original message bytes, base64.")
+    original_b64: str | None = Field(
+        default=None, description="Legacy letters only: the original bytes, base64."
+    )
+    original_sealed: dict[str, Any] | None = Field(
+        default=None,
+        description="The original record (key and value) sealed under the month's dead-letter "
+        "key (hub.crypto.dead_letters), so hub.dlq holds no plain personal data.",
+    )
+
+    @model_validator(mode="after")
+    def _one_original(self) -> Self:
+        if (self.original_b64 is None) == (self.original_sealed is None):
+            raise ValueError("a dead letter carries exactly one of original_b64, original_sealed")
+        return self
 
     @property
     def original(self) -> bytes:
-        """The original message bytes."""
+        """The original bytes of a legacy (unsealed) letter."""
+        if self.original_b64 is None:
+            raise ValueError(f"dead letter {self.dlq_id} is sealed; open it with DeadLetterSealer")
         return base64.b64decode(self.original_b64)
 
     @staticmethod

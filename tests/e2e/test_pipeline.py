@@ -17,6 +17,7 @@ from contracts.examples import example_envelope, valid_nhs_number
 from hub.crypto.runtime import sign_as_dev
 from hub.domain.roles import Role
 from hub.kafka.admin import end_offsets
+from hub.streams.log_reader import read_topic
 from tests.support.hub_process import HubProcess, poll
 
 pytestmark = pytest.mark.e2e
@@ -210,6 +211,41 @@ class TestBadInput:
             entries = await entries_once(client, running_hub, child, 1)
         assert [e["event_id"] for e in entries] == ["northshire-police:evt-000030"]
         assert [d["redriven"] for d in letters()] == [True]
+
+    async def test_sealed_original_is_redriven_as_it_was(
+        self, running_hub: HubProcess, producer: AIOKafkaProducer, kafka_bootstrap: str
+    ) -> None:
+        """The DLQ holds the original sealed (no name, no NHS number in its bytes); a redrive
+        without a fix opens it and sends it back unchanged, so it fails the same way again."""
+        prefix = running_hub.env["HUB_TOPIC_PREFIX"]
+        unsigned = concern(31, nhs_seed=7)
+        await producer.send_and_wait(
+            f"{prefix}ingest.police",
+            json.dumps(unsigned).encode(),
+            key=f"nhs:{valid_nhs_number(7)}".encode(),
+        )
+
+        def letters() -> list[dict[str, Any]]:
+            out = running_hub.run_cli("dlq", "list", "--json")
+            return [json.loads(line) for line in out.stdout.splitlines()]
+
+        async def count(n: int) -> list[dict[str, Any]] | None:
+            found = letters()
+            return found if len(found) == n else None
+
+        (letter,) = await poll(lambda: count(1))
+        assert letter["reason"] == "signature_unsigned"
+        raw = b""
+        async for batch in read_topic(kafka_bootstrap, f"{prefix}hub.dlq"):
+            raw += b"".join((r.key or b"") + r.value for r in batch)
+        assert raw and b"Ruby" not in raw and valid_nhs_number(7).encode() not in raw
+        out = running_hub.run_cli("dlq", "redrive", "--id", letter["dlq_id"])
+        assert out.returncode == 0, out.stderr
+        both = await poll(lambda: count(2))
+        assert sorted((d["event_id"], d["redriven"]) for d in both) == [
+            (unsigned["id"], False),
+            (unsigned["id"], True),
+        ]
 
 
 class TestCrashSafety:

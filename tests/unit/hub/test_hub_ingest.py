@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 from contracts import FieldError, parse_envelope
 from contracts.examples import example_envelope, valid_nhs_number
 from hub.crypto.agency_keys import AgencyKeyRing, AgencyPublicKey, dev_key_id, dev_private_key
+from hub.crypto.dead_letters import DeadLetterSealer
 from hub.crypto.encryption import sealed_paths
 from hub.crypto.runtime import INTAKE_AGENCY, HubSecurity, sign_as_dev
 from hub.crypto.signing import sign_envelope
@@ -57,6 +58,8 @@ NHS = valid_nhs_number(0)
 OTHER_NHS = valid_nhs_number(1)
 EVENT_ID = "northshire-police:evt-0001"
 CONTRACT_DETAIL = "the envelope does not meet the contract"
+SEALED = {"sealed": "(compared in TestDeadLetters.test_not_json)"}
+"""Stands in for a letter's sealed original, which differs on every run (random nonce)."""
 
 
 def health_envelope(**overrides: Any) -> dict[str, Any]:
@@ -150,15 +153,18 @@ def dead_letter(
             topic=consumed.topic,
             partition=consumed.partition,
             offset=consumed.offset,
-            key=consumed.key.decode() if consumed.key else None,
+            key=None,
         ),
         failed_at=NOW,
-        original_b64=DeadLetter.encode_original(consumed.value),
+        original_sealed=SEALED,
     )
 
 
 def letters(publish: RecordingPublish) -> list[DeadLetter]:
-    return [DeadLetter.model_validate_json(s.value) for s in publish.to(DLQ)]
+    return [
+        DeadLetter.model_validate_json(s.value).model_copy(update={"original_sealed": SEALED})
+        for s in publish.to(DLQ)
+    ]
 
 
 def processor(
@@ -374,8 +380,12 @@ class TestDeadLetters:
                 errors=(FieldError("body", "body is not valid JSON", "json_invalid"),),
             )
         ]
-        assert letters(publish)[0].original == b"\xffnot json"
-        assert publish.to(DLQ)[0].key == b"NP-PERSON-0001"
+        sent = publish.to(DLQ)[0]
+        sealed = DeadLetter.model_validate_json(sent.value).original_sealed
+        assert sealed is not None and b"NP-PERSON" not in sent.value
+        opened = await DeadLetterSealer(security.keys).open_original(sealed, dlq_id=dlq_id(1))
+        assert (opened.value, opened.key) == (b"\xffnot json", b"NP-PERSON-0001")
+        assert sent.key == dlq_id(1).encode()
         assert (
             metrics.registry.get_sample_value(
                 "hub_events_dead_lettered_total", {"processor": "ingest", "reason": "not_json"}
@@ -473,7 +483,7 @@ class TestDeadLetters:
             [record(b"nope"), record(example_envelope(), offset=1)]
         )
         assert [(s.topic, s.key) for s in publish.sent] == [
-            (DLQ, b"NP-PERSON-0001"),
+            (DLQ, dlq_id(1).encode()),  # not the record's key: that can be an identifier
             (EVENTS, child_id(1).encode()),
         ]
 
@@ -592,7 +602,8 @@ class TestSignatures:
         assert await ledger(store, EVENT_ID) == {}
         assert await children_of(store, security, "nhs", NHS) == []
         async with store.engine.connect() as conn:
-            assert (await conn.execute(select(child_data_keys))).all() == []
+            keys = (await conn.execute(select(child_data_keys.c.child_id))).scalars().all()
+        assert keys == ["hub-dlq:2024-03"]  # only the dead-letter month key: no child's
         labels = {"agency_id": "northshire-police", "reason": reason.value}
         assert metrics.registry.get_sample_value("hub_signature_rejections_total", labels) == 1
         return metrics

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select, update
 
 from contracts.examples import example_envelope
+from hub.crypto.dead_letters import DeadLetterSealer
 from hub.crypto.encryption import is_sealed
 from hub.crypto.narrative import UNREADABLE_LINE, NarrativeOpener
 from hub.crypto.runtime import HubSecurity, sign_as_dev
@@ -302,7 +303,11 @@ class TestDeadLetters:
     """A hub.events record that is not a hub event is dead-lettered, and the rest applied."""
 
     async def test_invalid_hub_event(
-        self, store: SqlStore, publish: RecordingPublish, projector: NarrativeProjector
+        self,
+        store: SqlStore,
+        publish: RecordingPublish,
+        projector: NarrativeProjector,
+        security: HubSecurity,
     ) -> None:
         """hub_event_invalid with the error count; the valid record is still stored."""
         junk = ConsumedRecord(
@@ -314,15 +319,24 @@ class TestDeadLetters:
             reason=DeadLetterReason.hub_event_invalid,
             detail="a hub.events record is not a valid hub event (2 errors)",
             processor="narrative",
-            source=DeadLetterSource(topic=EVENTS, partition=0, offset=0, key="ch-0001"),
+            source=DeadLetterSource(topic=EVENTS, partition=0, offset=0, key=None),
             failed_at=NOW,
-            original_b64=DeadLetter.encode_original(junk.value),
+            original_sealed={"compared": "below"},
         )
+        [sent] = publish.sent
+        letter = DeadLetter.model_validate_json(sent.value)
+        assert letter.original_sealed is not None
+        opened = await DeadLetterSealer(security.keys).open_original(
+            letter.original_sealed, dlq_id=dlq_id(1)
+        )
+        assert (opened.value, opened.key) == (junk.value, b"ch-0001")
         assert publish.sent == [
             Sent(
                 topic="t.hub.dlq",
-                value=expected.model_dump_json().encode(),
-                key=b"ch-0001",
+                value=expected.model_copy(update={"original_sealed": letter.original_sealed})
+                .model_dump_json()
+                .encode(),
+                key=dlq_id(1).encode(),
                 headers={
                     "content-type": "application/json",
                     "x-dlq-reason": "hub_event_invalid",
@@ -334,14 +348,22 @@ class TestDeadLetters:
 
     @pytest.mark.parametrize("value", [b"not json", b"\xff\xfe", b"[]", b""], ids=repr)
     async def test_not_json_is_invalid_hub_event(
-        self, publish: RecordingPublish, projector: NarrativeProjector, value: bytes
+        self,
+        publish: RecordingPublish,
+        projector: NarrativeProjector,
+        security: HubSecurity,
+        value: bytes,
     ) -> None:
         """Bytes that are not a JSON object are dead-lettered too, not crashed on."""
         junk = ConsumedRecord(topic=EVENTS, partition=0, offset=0, key=None, value=value)
         assert await projector.handle_batch([junk]) == 0
         [sent] = publish.sent
         letter = DeadLetter.model_validate_json(sent.value)
-        assert (letter.reason, letter.original) == (DeadLetterReason.hub_event_invalid, value)
+        assert letter.original_sealed is not None
+        opened = await DeadLetterSealer(security.keys).open_original(
+            letter.original_sealed, dlq_id=letter.dlq_id
+        )
+        assert (letter.reason, opened.value) == (DeadLetterReason.hub_event_invalid, value)
         assert json.loads(sent.value)["processor"] == "narrative"
 
     async def test_redelivered_invalid_record_dead_lettered_once(

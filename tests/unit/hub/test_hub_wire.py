@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
 from contracts import FieldError
 from hub.streams.wire import DeadLetter, DeadLetterReason, DeadLetterSource, content_hash
@@ -85,7 +86,22 @@ class TestDeadLetter:
             "source": {"topic": "t.ingest.police", "partition": 2, "offset": 41, "key": "k-1"},
             "failed_at": "2024-03-05T09:00:00Z",
             "original_b64": "eyJpZCI6ICJldnQtMSIsIP8gbm90IGpzb24=",
+            "original_sealed": None,
         }
+
+    def test_exactly_one_original(self) -> None:
+        """A letter carries its original either sealed or (legacy) in base64, never both."""
+        fields = self.letter().model_dump()
+        with pytest.raises(ValidationError, match="exactly one"):
+            DeadLetter(**{**fields, "original_sealed": {"enc": "x"}})
+        with pytest.raises(ValidationError, match="exactly one"):
+            DeadLetter(**{**fields, "original_b64": None})
+
+    def test_sealed_letter_has_no_plain_original(self) -> None:
+        """``original`` refuses a sealed letter rather than guessing."""
+        fields = {**self.letter().model_dump(), "original_b64": None, "original_sealed": {}}
+        with pytest.raises(ValueError, match="sealed"):
+            _ = DeadLetter(**fields).original
 
     def test_headers(self) -> None:
         """Headers carry the reason and id so tools can filter without decoding."""
