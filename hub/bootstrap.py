@@ -17,6 +17,13 @@ from hub.auth import TokenIssuer, TokenVerifier
 from hub.crypto.dead_letters import DeadLetterSealer
 from hub.crypto.runtime import HubSecurity, build_security
 from hub.crypto.token_keys import load_or_create_signing_key, load_public_key
+from hub.delivery import (
+    DeliveryParts,
+    ProjectThenDeliver,
+    build_delivery,
+    load_delivery_settings,
+    run_webhooks,
+)
 from hub.governance.retention import build_retention_runner, run_retention_periodically
 from hub.kafka.admin import ensure_topics
 from hub.observability import Metrics, get_logger
@@ -64,9 +71,11 @@ class Hub:
     security: HubSecurity
     alerts: AlertStore
     alert_processor: AlertProcessor
+    delivery: DeliveryParts
     _started: bool = field(default=False, init=False)
     _escalations: asyncio.Task[None] | None = field(default=None, init=False)
     _retention: asyncio.Task[None] | None = field(default=None, init=False)
+    _webhooks: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
         """Migrate the store, create missing topics, then connect and start the subscribers."""
@@ -74,7 +83,7 @@ class Hub:
         await self.security.start()
         await ensure_topics(
             self.settings.bootstrap,
-            self.topics.specs(),
+            self.topics.specs() + self.delivery.topic_specs,
             replication_factor=self.settings.replication_factor,
         )
         await self.streams.broker.start()
@@ -100,6 +109,13 @@ class Hub:
                 ),
                 name="retention",
             )
+            self._webhooks = asyncio.create_task(
+                run_webhooks(
+                    self.delivery.dispatcher,
+                    every_seconds=self.delivery.settings.webhook_interval_seconds,
+                ),
+                name="webhooks",
+            )
         log.info(
             "hub.started",
             role=self.role.value,
@@ -109,12 +125,13 @@ class Hub:
 
     async def stop(self) -> None:
         """Finish in-flight batches (offsets committed), then close Kafka and the store."""
-        for task in (self._escalations, self._retention):
+        for task in (self._escalations, self._retention, self._webhooks):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._escalations = self._retention = None
+        self._escalations = self._retention = self._webhooks = None
+        await self.delivery.aclose()
         if self._started:
             await self.streams.broker.stop()
             self._started = False
@@ -158,6 +175,15 @@ def build_hub(settings: Settings, role: ProcessRole = ProcessRole.all) -> Hub:
         audience=settings.jwt_audience,
         leeway_seconds=settings.jwt_leeway_seconds,
     )
+    delivery = build_delivery(
+        settings=settings,
+        registry=registry,
+        store=store,
+        security=security,
+        publish=streams.publish,
+        delivery_settings=load_delivery_settings(),
+    )
+    streams.declare_deliver_topics([s.name for s in delivery.topic_specs])
     if role in (ProcessRole.all, ProcessRole.ingest):
         streams.subscribe_ingest(
             IngestProcessor(
@@ -177,18 +203,24 @@ def build_hub(settings: Settings, role: ProcessRole = ProcessRole.all) -> Hub:
     )
     if role in (ProcessRole.all, ProcessRole.alerts):
         streams.subscribe_alerts(
-            AlertConsumer(processor=alert_processor, cipher=security.cipher, metrics=metrics)
-        )
-    if role in (ProcessRole.all, ProcessRole.narrative):
-        streams.subscribe_narrative(
-            NarrativeProjector(
-                store=store,
-                topics=topics,
-                publish=streams.publish,
+            AlertConsumer(
+                processor=alert_processor,
+                cipher=security.cipher,
                 metrics=metrics,
-                security=security,
+                dispatcher=delivery.dispatcher,
             )
         )
+    if role in (ProcessRole.all, ProcessRole.narrative):
+        projector = NarrativeProjector(
+            store=store,
+            topics=topics,
+            publish=streams.publish,
+            metrics=metrics,
+            security=security,
+        )
+        # Deliveries after the projector, before offsets commit: each child's statuses then
+        # include the batch's own events; both are idempotent on redelivery.
+        streams.subscribe_narrative(ProjectThenDeliver(projector, delivery.consumer))
     return Hub(
         settings=settings,
         role=role,
@@ -202,4 +234,5 @@ def build_hub(settings: Settings, role: ProcessRole = ProcessRole.all) -> Hub:
         security=security,
         alerts=alert_store,
         alert_processor=alert_processor,
+        delivery=delivery,
     )

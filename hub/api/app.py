@@ -15,6 +15,7 @@ from contracts import Envelope
 from hub import web
 from hub.api import agency_submissions, alerts, children, family, ops, submissions
 from hub.bootstrap import Hub, ProcessRole
+from hub.delivery.api import deliveries_router
 from hub.governance.api import routers as governance_routers
 from hub.identity import api as identity_api
 from hub.identity.publish import LogIdentitySink
@@ -64,6 +65,7 @@ def create_app(hub: Hub) -> FastAPI:
         app.include_router(family.router)
         app.include_router(alerts.router)
         app.include_router(identity_api.router)
+        app.include_router(deliveries_router)
         for router in governance_routers:
             app.include_router(router)
         web.install(app)  # the pages call the API in-process, so they live beside it

@@ -13,6 +13,7 @@ from hub.alerts.facts import facts_from_envelope
 from hub.alerts.processing import AlertProcessor, PositionedFacts
 from hub.crypto.data_keys import KeyDestroyed, UnknownDataKey
 from hub.crypto.encryption import FieldCipher, FieldDecryptionFailed
+from hub.delivery.webhooks import AlertDispatcher
 from hub.observability import Metrics, get_logger
 from hub.streams.records import ConsumedRecord
 from hub.streams.wire import IdentityHubEvent, SealedHubEvent
@@ -32,10 +33,18 @@ class AlertConsumer:
     erased child's events must not raise alerts.
     """
 
-    def __init__(self, *, processor: AlertProcessor, cipher: FieldCipher, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        *,
+        processor: AlertProcessor,
+        cipher: FieldCipher,
+        metrics: Metrics,
+        dispatcher: AlertDispatcher | None = None,
+    ) -> None:
         self._processor = processor
         self._cipher = cipher
         self._metrics = metrics
+        self._dispatcher = dispatcher
 
     async def handle_batch(self, records: Sequence[ConsumedRecord]) -> int:
         """Evaluate one batch; returns how many alerts were raised or withdrawn."""
@@ -69,6 +78,8 @@ class AlertConsumer:
                 )
             items.append(PositionedFacts(facts, record.topic, record.partition, record.offset))
         outcomes = await self._processor.handle(items)
+        if self._dispatcher is not None and outcomes:
+            await self._dispatcher.enqueue(outcomes)  # webhooks for subscribers who want them
         self._metrics.events_out.labels(PROCESSOR, "alert_changes").inc(len(outcomes))
         return len(outcomes)
 

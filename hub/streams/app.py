@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import TopicPartition
 from faststream import AckPolicy
@@ -28,6 +28,13 @@ __all__ = ["HubStreams"]
 log = get_logger(__name__)
 
 _RETRY_PAUSE_SECONDS = 1.0
+
+
+class BatchHandler(Protocol):
+    """Anything that handles a consumed batch (a processor, or processors chained)."""
+
+    async def handle_batch(self, records: Sequence[ConsumedRecord]) -> object:
+        """Handle one batch; raise to have it redelivered."""
 
 
 class HubStreams:
@@ -93,7 +100,14 @@ class HubStreams:
             "Validates, de-duplicates and links submissions; publishes hub.events or hub.dlq.",
         )
 
-    def subscribe_narrative(self, projector: NarrativeProjector) -> None:
+    def declare_deliver_topics(self, names: Sequence[str]) -> None:
+        """Declare the per-subscriber `deliver.<subscriber>` topics this process publishes to."""
+        for name in names:
+            self._declare(
+                name, dict, "Redacted events for one partner subscriber, keyed by child id."
+            )
+
+    def subscribe_narrative(self, projector: NarrativeProjector | BatchHandler) -> None:
         """Consume `hub.events` as the `<prefix>-narrative` consumer group."""
         self._subscribe(
             "narrative",

@@ -1,0 +1,107 @@
+"""The delivery consumer: opens `hub.events` records and hands them to the topic processor.
+
+Each record is opened with the child's data key and validated as the projector does; the
+child's snapshot (statuses, involved agencies, milestones) is read once per child per batch.
+A record that cannot be opened (invalid, erased child) is skipped: the narrative projector
+dead-letters invalid records, and an erased child's events must never leave the hub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from contracts import ContractValidationError, parse_envelope
+from hub.crypto.data_keys import KeyDestroyed, UnknownDataKey
+from hub.crypto.encryption import FieldCipher, FieldDecryptionFailed
+from hub.delivery.context import ChildSnapshot
+from hub.delivery.topics import DeliveryCounts, DeliveryEvent, TopicDeliveryProcessor
+from hub.observability import get_logger
+from hub.streams.records import ConsumedRecord
+from hub.streams.wire import IdentityHubEvent, SealedHubEvent
+
+__all__ = ["DeliveryConsumer", "ProjectThenDeliver"]
+
+log = get_logger(__name__)
+
+
+class DeliveryConsumer:
+    """Turns a batch of `hub.events` records into deliveries (returns once all are recorded)."""
+
+    def __init__(
+        self,
+        *,
+        processor: TopicDeliveryProcessor,
+        cipher: FieldCipher,
+        snapshots: Callable[[str], Awaitable[ChildSnapshot]],
+    ) -> None:
+        self._processor = processor
+        self._cipher = cipher
+        self._snapshots = snapshots
+
+    async def handle_batch(self, records: Sequence[ConsumedRecord]) -> DeliveryCounts:
+        """Open, describe and deliver one batch (records in log order)."""
+        snapshots: dict[str, ChildSnapshot] = {}
+        events: list[DeliveryEvent] = []
+        for record in records:
+            if IdentityHubEvent.is_one(record.value):
+                continue  # a merge decision is not an agency event: nothing to deliver
+            try:
+                sealed = SealedHubEvent.model_validate_json(record.value)
+                opened = await self._cipher.open_envelope(sealed.child_id, sealed.envelope)
+                envelope = parse_envelope(opened)
+            except (ValidationError, ContractValidationError, FieldDecryptionFailed) as exc:
+                self._skipped(record, "invalid", exc)
+                continue
+            except (KeyDestroyed, UnknownDataKey) as exc:
+                self._skipped(record, "erased", exc)
+                continue
+            child_id = sealed.child_id
+            if child_id not in snapshots:
+                snapshots[child_id] = await self._snapshots(child_id)
+            snap = snapshots[child_id]
+            events.append(
+                DeliveryEvent(
+                    child_id=child_id,
+                    envelope=envelope,
+                    statuses=snap.statuses,
+                    involved_agencies=snap.involved_agencies,
+                    milestones=snap.milestones,
+                    significant_harm=snap.significant_harm,
+                )
+            )
+        return await self._processor.handle_batch(events)
+
+    @staticmethod
+    def _skipped(record: ConsumedRecord, cause: str, exc: Exception) -> None:
+        log.info(
+            "delivery.record_skipped",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            cause=cause,
+            error_class=type(exc).__name__,
+        )
+
+
+class _BatchHandler(Protocol):
+    async def handle_batch(self, records: Sequence[ConsumedRecord]) -> int: ...
+
+
+class ProjectThenDeliver:
+    """The narrative consumer's handler with deliveries after it: the projector stores the
+    batch, then the same records are delivered, so each child's snapshot already includes
+    the batch's own events (a plan opened in this batch counts for the next event). Both are
+    idempotent, so a failure in either redelivers the batch harmlessly."""
+
+    def __init__(self, projector: _BatchHandler, deliveries: DeliveryConsumer) -> None:
+        self._projector = projector
+        self._deliveries = deliveries
+
+    async def handle_batch(self, records: Sequence[ConsumedRecord]) -> int:
+        """Project, then deliver; returns how many entries the projector stored."""
+        stored = await self._projector.handle_batch(records)
+        await self._deliveries.handle_batch(records)
+        return stored

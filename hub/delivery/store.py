@@ -1,0 +1,376 @@
+"""The delivery ledger: claims, outcomes, due retries and the operator's view and re-drive.
+
+Every method runs its own short transaction unless it takes a connection (then it joins the
+caller's, so an outcome and its audit record commit together).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub.delivery.tables import deliveries
+from hub.store.times import as_utc
+
+__all__ = [
+    "DeliveryNotDead",
+    "DeliveryNotFound",
+    "DeliveryStatus",
+    "DeliveryStore",
+    "StoredDelivery",
+    "delivery_id_for",
+]
+
+
+class DeliveryStatus(StrEnum):
+    """Where a delivery stands."""
+
+    pending = "pending"
+    delivered = "delivered"
+    dead = "dead"
+    withheld = "withheld"  # the rules in force at send time did not permit it: nothing sent
+
+
+class DeliveryNotFound(LookupError):
+    """No delivery has that id."""
+
+
+class DeliveryNotDead(Exception):
+    """Only a dead delivery can be retried by an operator."""
+
+
+def delivery_id_for(subscriber_id: str, subject_id: str) -> str:
+    """The deterministic id of one subject's delivery to one subscriber."""
+    digest = hashlib.sha256(f"{subscriber_id}\x00{subject_id}".encode()).hexdigest()
+    return "dl-" + digest[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDelivery:
+    """One ledger row."""
+
+    delivery_id: str
+    subscriber_id: str
+    kind: str
+    subject_id: str
+    child_id: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error_class: str | None
+    last_status_code: int | None
+    body: str | None
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None
+
+    def public(self) -> dict[str, Any]:
+        """What the operator API shows: ids, status, counts, times, error class (no body)."""
+        return {
+            "delivery_id": self.delivery_id,
+            "subscriber_id": self.subscriber_id,
+            "kind": self.kind,
+            "subject_id": self.subject_id,
+            "status": str(self.status),
+            "attempts": self.attempts,
+            "next_attempt_at": _iso(self.next_attempt_at),
+            "last_error_class": self.last_error_class,
+            "last_status_code": self.last_status_code,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "delivered_at": _iso(self.delivered_at),
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _w(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
+def _row(r: Any) -> StoredDelivery:
+    return StoredDelivery(
+        delivery_id=r.delivery_id,
+        subscriber_id=r.subscriber_id,
+        kind=r.kind,
+        subject_id=r.subject_id,
+        child_id=r.child_id,
+        status=DeliveryStatus(r.status),
+        attempts=r.attempts,
+        next_attempt_at=_w(r.next_attempt_at),
+        last_error_class=r.last_error_class,
+        last_status_code=r.last_status_code,
+        body=r.body,
+        created_at=as_utc(r.created_at),
+        updated_at=as_utc(r.updated_at),
+        delivered_at=_w(r.delivered_at),
+    )
+
+
+class DeliveryStore:
+    """The ``deliveries`` table over one engine."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self.engine = engine
+        self._clock = clock
+
+    async def claim(
+        self,
+        *,
+        subscriber_id: str,
+        kind: str,
+        subject_id: str,
+        child_id: str,
+        body: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> StoredDelivery:
+        """The delivery of ``subject_id`` to ``subscriber_id``: created pending if new, else the
+        existing row unchanged (so a redelivered event or alert is handled once)."""
+        delivery_id = delivery_id_for(subscriber_id, subject_id)
+        found = await self.get(delivery_id)
+        if found is not None:
+            return found
+        now = self._clock()
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    deliveries.insert().values(
+                        delivery_id=delivery_id,
+                        subscriber_id=subscriber_id,
+                        kind=kind,
+                        subject_id=subject_id,
+                        child_id=child_id,
+                        status=DeliveryStatus.pending.value,
+                        attempts=0,
+                        next_attempt_at=next_attempt_at,
+                        body=body,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass  # another consumer claimed it first: theirs stands
+        claimed = await self.get(delivery_id)
+        assert claimed is not None
+        return claimed
+
+    async def claim_many(
+        self, items: Sequence[tuple[str, str, str, str]]
+    ) -> dict[str, StoredDelivery]:
+        """``claim`` for many (subscriber id, kind, subject id, child id) at once, by delivery
+        id: one read and one insert for a whole batch (falls back to one by one on a race)."""
+        wanted = {
+            delivery_id_for(sub, subject): (sub, kind, subject, child)
+            for sub, kind, subject, child in items
+        }
+        found = await self._get_many(list(wanted))
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            now = self._clock()
+            rows = [
+                {
+                    "delivery_id": i,
+                    "subscriber_id": wanted[i][0],
+                    "kind": wanted[i][1],
+                    "subject_id": wanted[i][2],
+                    "child_id": wanted[i][3],
+                    "status": DeliveryStatus.pending.value,
+                    "attempts": 0,
+                    "next_attempt_at": None,
+                    "body": None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in missing
+            ]
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(deliveries.insert(), rows)
+            except IntegrityError:  # another consumer claimed some first: go one by one
+                for i in missing:
+                    sub, kind, subject, child = wanted[i]
+                    await self.claim(
+                        subscriber_id=sub, kind=kind, subject_id=subject, child_id=child
+                    )
+            found.update(await self._get_many(missing))
+        return found
+
+    async def _get_many(self, delivery_ids: Sequence[str]) -> dict[str, StoredDelivery]:
+        found: dict[str, StoredDelivery] = {}
+        async with self.engine.connect() as conn:
+            for start in range(0, len(delivery_ids), 500):
+                chunk = delivery_ids[start : start + 500]
+                stmt = select(deliveries).where(deliveries.c.delivery_id.in_(chunk))
+                for row in (await conn.execute(stmt)).all():
+                    found[row.delivery_id] = _row(row)
+        return found
+
+    async def get(self, delivery_id: str) -> StoredDelivery | None:
+        """One delivery by id."""
+        stmt = select(deliveries).where(deliveries.c.delivery_id == delivery_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else _row(row)
+
+    async def mark_delivered(
+        self, conn: AsyncConnection, delivery_id: str, *, attempts: int, status_code: int | None
+    ) -> None:
+        """Record success (in the caller's transaction, beside the audit record)."""
+        await self.mark_delivered_many(conn, [(delivery_id, attempts)], status_code=status_code)
+
+    async def mark_delivered_many(
+        self,
+        conn: AsyncConnection,
+        done: Sequence[tuple[str, int]],
+        *,
+        status_code: int | None = None,
+    ) -> None:
+        """Record success of many (delivery id, attempts) at once, in the caller's transaction."""
+        if not done:
+            return
+        now = self._clock()
+        stmt = (
+            update(deliveries)
+            .where(deliveries.c.delivery_id == bindparam("b_id"))
+            .values(
+                status=DeliveryStatus.delivered.value,
+                attempts=bindparam("b_attempts"),
+                next_attempt_at=None,
+                last_status_code=status_code,
+                updated_at=now,
+                delivered_at=now,
+            )
+        )
+        await conn.execute(stmt, [{"b_id": i, "b_attempts": n} for i, n in done])
+
+    async def record_failure(
+        self,
+        delivery_id: str,
+        *,
+        attempts: int,
+        error_class: str,
+        status_code: int | None,
+        retry_at: datetime | None,
+    ) -> None:
+        """Record a failed attempt: pending until ``retry_at``, or dead when that is None."""
+        status = DeliveryStatus.pending if retry_at is not None else DeliveryStatus.dead
+        await self._set(
+            delivery_id,
+            status=status.value,
+            attempts=attempts,
+            next_attempt_at=retry_at,
+            last_error_class=error_class[:64],
+            last_status_code=status_code,
+        )
+
+    async def mark_withheld(self, delivery_id: str, *, attempts: int) -> None:
+        """The rules did not permit sending it: nothing was sent, nothing will be."""
+        await self._set(
+            delivery_id,
+            status=DeliveryStatus.withheld.value,
+            attempts=attempts,
+            next_attempt_at=None,
+            last_error_class="Denied",
+            last_status_code=None,
+        )
+
+    async def _set(self, delivery_id: str, **values: Any) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.delivery_id == delivery_id)
+                .values(**values, updated_at=self._clock())
+            )
+
+    async def due(self, now: datetime, *, kind: str, limit: int = 100) -> list[StoredDelivery]:
+        """Pending deliveries of ``kind`` whose next attempt is due, oldest first."""
+        c = deliveries.c
+        stmt = (
+            select(deliveries)
+            .where(
+                and_(
+                    c.kind == kind,
+                    c.status == DeliveryStatus.pending.value,
+                    c.next_attempt_at <= now,
+                )
+            )
+            .order_by(c.next_attempt_at, c.delivery_id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [_row(r) for r in (await conn.execute(stmt)).all()]
+
+    async def lease(self, found: StoredDelivery, now: datetime, until: datetime) -> bool:
+        """Take a due delivery for one attempt (pushes its next attempt to ``until``); False when
+        another process took it first (it is no longer due, or its attempts moved on)."""
+        c = deliveries.c
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(deliveries)
+                .where(
+                    and_(
+                        c.delivery_id == found.delivery_id,
+                        c.status == DeliveryStatus.pending.value,
+                        c.attempts == found.attempts,
+                        c.next_attempt_at <= now,
+                    )
+                )
+                .values(next_attempt_at=until)
+            )
+        return bool(result.rowcount == 1)
+
+    async def listing(
+        self,
+        *,
+        subscriber_id: str | None = None,
+        status: DeliveryStatus | None = None,
+        limit: int = 100,
+    ) -> list[StoredDelivery]:
+        """Deliveries, newest change first, optionally of one subscriber and status."""
+        c = deliveries.c
+        stmt = select(deliveries)
+        if subscriber_id is not None:
+            stmt = stmt.where(c.subscriber_id == subscriber_id)
+        if status is not None:
+            stmt = stmt.where(c.status == status.value)
+        stmt = stmt.order_by(c.updated_at.desc(), c.delivery_id).limit(limit)
+        async with self.engine.connect() as conn:
+            return [_row(r) for r in (await conn.execute(stmt)).all()]
+
+    async def retry(self, delivery_id: str) -> StoredDelivery:
+        """Give a dead delivery a fresh allowance of attempts, the first due now."""
+        found = await self.get(delivery_id)
+        if found is None:
+            raise DeliveryNotFound(delivery_id)
+        if found.status is not DeliveryStatus.dead:
+            raise DeliveryNotDead(f"delivery {delivery_id} is {found.status}, not dead")
+        c = deliveries.c
+        now = self._clock()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(deliveries)
+                .where(and_(c.delivery_id == delivery_id, c.status == DeliveryStatus.dead.value))
+                .values(
+                    status=DeliveryStatus.pending.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                    updated_at=now,
+                )
+            )
+        if result.rowcount != 1:
+            raise DeliveryNotDead(f"delivery {delivery_id} changed meanwhile")
+        retried = await self.get(delivery_id)
+        assert retried is not None
+        return retried

@@ -1,0 +1,288 @@
+"""Topic deliveries: each permitted hub event, redacted, to ``deliver.<subscriber>``, once.
+
+Per event and topic subscriber the decision point is asked with the subscriber as requester.
+On permit a redacted copy (the decision's obligations applied, then a protected person's
+location stripped) is published keyed by child id, and once the broker has it the ledger row
+is marked delivered and a ``delivery.pushed`` audit record written in one transaction. On deny
+nothing is published and only ids are logged. A redelivered event finds its ledger row
+delivered and is skipped; a row left pending by a crash is published again (at-least-once:
+partners de-duplicate on the ``x-event-id`` header).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts import Envelope
+from hub.delivery.config import Subscriber, SubscriberKind, Subscribers
+from hub.delivery.store import DeliveryStatus, DeliveryStore, StoredDelivery, delivery_id_for
+from hub.governance import Governance
+from hub.governance.audit import Actor, AuditAction, AuditEntry, decisions_entry
+from hub.governance.read_path import PreparedRead, prepare_read
+from hub.observability import get_logger
+from hub.settings import Settings
+from hub.sharing import ChildStatus, Decision, EventFacts, Milestone, decide, redact
+from hub.streams.records import Publish
+from hub.streams.topics import TopicSpec
+
+__all__ = [
+    "DELIVERY_ACTOR",
+    "DELIVER_PREFIX",
+    "DeliveryCounts",
+    "DeliveryEvent",
+    "TopicDeliveryProcessor",
+    "actor_of",
+    "deliver_topic",
+    "deliver_topic_specs",
+    "delivery_entry",
+]
+
+log = get_logger(__name__)
+
+DELIVER_PREFIX = "deliver."
+DELIVERY_ACTOR = Actor(sub="hub:delivery", role="agency_system")
+"""Who the child context is prepared for: the same for every subscriber, since a partner
+system never holds a break-glass justification (a person's), so one read serves them all."""
+
+_TRANSPORT = frozenset({"signature", "key_id"})
+"""Left out of the copy: the agency's signature covers the whole record, not a redacted one."""
+
+
+def deliver_topic(settings: Settings, subscriber_id: str) -> str:
+    """The full name of a subscriber's topic (``deliver.<id>``, prefix applied)."""
+    return settings.topic(f"{DELIVER_PREFIX}{subscriber_id}")
+
+
+def deliver_topic_specs(
+    settings: Settings,
+    subscribers: Subscribers,
+    *,
+    partitions: int = 3,
+    retention_days: int = 14,
+) -> list[TopicSpec]:
+    """The topics to create, one per topic subscriber (add them to ``Topics.specs()``)."""
+    config = {"retention.ms": str(retention_days * 86_400_000), "cleanup.policy": "delete"}
+    return [
+        TopicSpec(deliver_topic(settings, s.id), partitions, dict(config))
+        for s in subscribers.of_kind(SubscriberKind.topic)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryEvent:
+    """An opened hub event: the envelope, its canonical child, and what the rules need to know
+    of the child (as the narrative read path computes them)."""
+
+    child_id: str
+    envelope: Envelope
+    statuses: frozenset[ChildStatus] = frozenset()
+    involved_agencies: frozenset[str] = frozenset()
+    milestones: Mapping[Milestone, datetime] = field(default_factory=dict)
+    significant_harm: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCounts:
+    """What one batch did: published, denied (nothing sent), already delivered before."""
+
+    published: int = 0
+    denied: int = 0
+    duplicates: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    row: StoredDelivery
+    subscriber: Subscriber
+    event_id: str
+    child_id: str
+    facts: EventFacts
+    decision: Decision
+    prepared: PreparedRead
+    topic: str
+    future: Any
+
+
+def actor_of(subscriber: Subscriber) -> Actor:
+    """The audit actor a subscriber is."""
+    request = subscriber.request
+    return Actor(
+        sub=subscriber.who,
+        agency_id=request.agency_id,
+        agency_kind=str(request.agency_kind),
+        role=str(request.role),
+        team=request.team,
+    )
+
+
+def delivery_entry(
+    *,
+    action: AuditAction,
+    subscriber: Subscriber,
+    child_id: str,
+    prepared: PreparedRead,
+    decisions: Sequence[tuple[str, EventFacts, Decision]],
+    extra: Mapping[str, Any],
+) -> AuditEntry:
+    """The audit record of one delivery: who, agency, purpose, child, events, rules, bases."""
+    glass = prepared.break_glass
+    entry = decisions_entry(
+        action=action,
+        who=subscriber.who,
+        request=subscriber.request,
+        child_id=child_id,
+        child=prepared.child,
+        decisions=decisions,
+        pack_version=prepared.pack.version,
+        break_glass_id=None if glass is None else glass.break_glass_id,
+        justification_sha256=None if glass is None else glass.justification_sha256,
+    )
+    return dataclasses.replace(entry, extra=dict(extra))
+
+
+class TopicDeliveryProcessor:
+    """Delivers batches of hub events to every topic subscriber the rules permit."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        subscribers: Subscribers,
+        store: DeliveryStore,
+        governance: Governance,
+        publish: Publish,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._subscribers = subscribers.of_kind(SubscriberKind.topic)
+        self._store = store
+        self._gov = governance
+        self._publish = publish
+        self._clock = clock
+
+    async def handle_batch(self, events: Sequence[DeliveryEvent]) -> DeliveryCounts:
+        """Deliver one batch; returns after the broker has every copy and the ledger and audit
+        trail record them (the caller commits its Kafka offsets only then)."""
+        now = self._clock()
+        prepared: dict[str, PreparedRead] = {}
+        permitted: list[tuple[Subscriber, DeliveryEvent, EventFacts, Decision, PreparedRead]] = []
+        denied = duplicates = 0
+        for event in events:
+            facts = EventFacts.of(event.envelope)
+            if self._subscribers and event.child_id not in prepared:
+                prepared[event.child_id] = await prepare_read(
+                    self._gov,
+                    child_id=event.child_id,
+                    actor=DELIVERY_ACTOR,
+                    statuses=event.statuses,
+                    involved_agencies=event.involved_agencies,
+                    milestones=event.milestones,
+                    significant_harm=event.significant_harm,
+                )
+            for sub in self._subscribers:
+                ready = prepared[event.child_id]
+                decision = decide(sub.request, facts, ready.child, ready.pack, now=now)
+                if decision.permitted:
+                    permitted.append((sub, event, facts, decision, ready))
+                    continue
+                denied += 1
+                log.info(
+                    "delivery.not_permitted",
+                    subscriber_id=sub.id,
+                    event_id=event.envelope.id,
+                    child_id=event.child_id,
+                    pack_version=decision.pack_version,
+                    held_until=None
+                    if decision.not_before is None
+                    else decision.not_before.isoformat(),
+                )
+        rows = await self._store.claim_many(
+            [
+                (sub.id, SubscriberKind.topic.value, event.envelope.id, event.child_id)
+                for sub, event, _, _, _ in permitted
+            ]
+        )
+        sent: list[_Sent] = []
+        seen: set[str] = set()  # an event twice in one batch is sent once
+        for sub, event, facts, decision, ready in permitted:
+            row = rows[delivery_id_for(sub.id, event.envelope.id)]
+            if row.status is DeliveryStatus.delivered or row.delivery_id in seen:
+                duplicates += 1
+                continue
+            seen.add(row.delivery_id)
+            sent.append(await self._send(sub, event, facts, decision, ready, row))
+        await asyncio.gather(*(s.future for s in sent))  # the broker has every copy
+        if sent:
+            await self._record(sent)
+        for s in sent:
+            log.info(
+                "delivery.pushed",
+                delivery_id=s.row.delivery_id,
+                subscriber_id=s.subscriber.id,
+                event_id=s.event_id,
+                child_id=s.child_id,
+                rule_ids=[g.rule_id for g in s.decision.grants],
+                pack_version=s.decision.pack_version,
+            )
+        return DeliveryCounts(published=len(sent), denied=denied, duplicates=duplicates)
+
+    async def _send(
+        self,
+        sub: Subscriber,
+        event: DeliveryEvent,
+        facts: EventFacts,
+        decision: Decision,
+        ready: PreparedRead,
+        row: StoredDelivery,
+    ) -> _Sent:
+        view = event.envelope.model_dump(mode="json", exclude=set(_TRANSPORT))
+        copy = redact(view, decision.obligations)
+        if ready.protected:
+            policy = self._gov.location.for_pack(ready.pack)
+            copy, _held = policy.apply(copy, str(sub.role))
+        value = json.dumps(copy, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        topic = deliver_topic(self._settings, sub.id)
+        headers = {
+            "content-type": "application/json",
+            "x-event-id": event.envelope.id,
+            "x-delivery-id": row.delivery_id,
+            "x-subscriber-id": sub.id,
+            "x-rule-ids": ",".join(g.rule_id for g in decision.grants),
+            "x-rule-pack-version": decision.pack_version,
+            "x-lawful-bases": ",".join(str(g.lawful_basis) for g in decision.grants),
+        }
+        future = await self._publish(
+            topic, value.encode("utf-8"), key=event.child_id.encode("utf-8"), headers=headers
+        )
+        return _Sent(
+            row, sub, event.envelope.id, event.child_id, facts, decision, ready, topic, future
+        )
+
+    async def _record(self, sent: Sequence[_Sent]) -> None:
+        """Mark every copy delivered and audit it, in one transaction."""
+        entries = [
+            delivery_entry(
+                action=AuditAction.delivery_pushed,
+                subscriber=s.subscriber,
+                child_id=s.child_id,
+                prepared=s.prepared,
+                decisions=[(s.event_id, s.facts, s.decision)],
+                extra={
+                    "subscriber_id": s.subscriber.id,
+                    "delivery_id": s.row.delivery_id,
+                    "topic": s.topic,
+                },
+            )
+            for s in sent
+        ]
+        async with self._store.engine.begin() as conn:
+            await self._store.mark_delivered_many(
+                conn, [(s.row.delivery_id, s.row.attempts + 1) for s in sent]
+            )
+            await self._gov.trail.append_in(conn, entries)

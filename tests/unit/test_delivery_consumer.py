@@ -1,0 +1,96 @@
+"""The delivery consumer: sealed `hub.events` records opened, described and delivered."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from structlog.testing import capture_logs
+
+from hub.crypto.encryption import FieldCipher
+from hub.crypto.fakes import MemoryDataKeys
+from hub.delivery.consumer import DeliveryConsumer, ProjectThenDeliver
+from hub.delivery.context import ChildSnapshot
+from hub.delivery.topics import DeliveryCounts
+from hub.streams.records import ConsumedRecord
+from hub.streams.wire import SealedHubEvent
+from tests.unit.test_delivery_topics import CHILD, World, expected_copy, police_concern, world
+
+pytestmark = pytest.mark.unit
+
+__all__ = ["world"]  # the fixture, imported for this module's tests
+
+ERASED_CHILD = "child-0002"
+
+
+async def snapshot(child_id: str) -> ChildSnapshot:
+    return ChildSnapshot()
+
+
+async def record(cipher: FieldCipher, child_id: str, offset: int, n: int) -> ConsumedRecord:
+    """A `hub.events` record of police concern ``n``, sealed under the child's key."""
+    plain = police_concern(n).model_dump(mode="json")
+    sealed = SealedHubEvent(
+        child_id=child_id,
+        ingested_at=datetime(2025, 6, 2, 8, 0, tzinfo=UTC),
+        envelope=await cipher.seal_envelope(child_id, plain),
+    )
+    value = sealed.model_dump_json().encode()
+    return ConsumedRecord("hub.events", 0, offset, child_id.encode(), value)
+
+
+class TestDeliveryConsumer:
+    async def test_opens_and_delivers(self, world: World) -> None:
+        """A sealed record is opened and its permitted, redacted copy published."""
+        keys = MemoryDataKeys()
+        cipher = FieldCipher(keys)
+        consumer = DeliveryConsumer(processor=world.processor, cipher=cipher, snapshots=snapshot)
+        counts = await consumer.handle_batch([await record(cipher, CHILD, 0, 1)])
+        assert counts == DeliveryCounts(published=1, denied=1, duplicates=0)
+        ((_, value, key, _),) = world.publish.sent
+        assert (key, json.loads(value)) == (CHILD.encode(), expected_copy(police_concern(1)))
+
+    async def test_skips_invalid_and_erased(self, world: World) -> None:
+        """A record that is not a hub event, or whose child's key is destroyed, is skipped
+        (logged with its position only); the rest of the batch is delivered."""
+        keys = MemoryDataKeys()
+        cipher = FieldCipher(keys)
+        consumer = DeliveryConsumer(processor=world.processor, cipher=cipher, snapshots=snapshot)
+        erased = await record(cipher, ERASED_CHILD, 1, 2)
+        keys.destroy_child_key(ERASED_CHILD)
+        batch = [
+            ConsumedRecord("hub.events", 0, 0, None, b"not json"),
+            erased,
+            await record(cipher, CHILD, 2, 3),
+        ]
+        with capture_logs() as logs:
+            counts = await consumer.handle_batch(batch)
+        assert counts.published == 1
+        skipped = [
+            (e["offset"], e["cause"]) for e in logs if e["event"] == "delivery.record_skipped"
+        ]
+        assert skipped == [(0, "invalid"), (1, "erased")]
+        assert [json.loads(v)["id"] for _, v, _, _ in world.publish.sent] == [police_concern(3).id]
+
+
+class TestProjectThenDeliver:
+    async def test_projects_first_then_delivers(self, world: World) -> None:
+        """The projector sees the batch before delivery does; its count is returned."""
+        order: list[str] = []
+
+        class Projector:
+            async def handle_batch(self, records: list[ConsumedRecord]) -> int:
+                order.append("projected")
+                return len(records)
+
+        async def snap(child_id: str) -> ChildSnapshot:
+            order.append("snapshot")
+            return ChildSnapshot()
+
+        cipher = FieldCipher(MemoryDataKeys())
+        deliveries = DeliveryConsumer(processor=world.processor, cipher=cipher, snapshots=snap)
+        handler = ProjectThenDeliver(Projector(), deliveries)
+        assert await handler.handle_batch([await record(cipher, CHILD, 0, 1)]) == 1
+        assert order == ["projected", "snapshot"]
+        assert len(world.publish.sent) == 1
