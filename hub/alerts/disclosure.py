@@ -34,8 +34,8 @@ from contracts import AgencyKind, EventType
 from hub.alerts.model import RecipientKind
 from hub.alerts.store import StoredAlert
 from hub.crypto.data_keys import ChildKeyStore
-from hub.crypto.narrative import NarrativeOpener
-from hub.domain.chronology import ChronologyItem, child_statuses, involvement_spans, milestones
+from hub.crypto.narrative import read_chronology
+from hub.domain.chronology import situation_of
 from hub.governance import Governance
 from hub.governance.audit import Actor, AuditAction, AuditEntry, decisions_entry
 from hub.governance.protected import LocationPolicy, view_attempt_entry
@@ -43,10 +43,8 @@ from hub.governance.read_path import PreparedRead, prepare_read
 from hub.observability import get_logger
 from hub.sharing import (
     AccessRequest,
-    ChildStatus,
     Decision,
     EventFacts,
-    Milestone,
     Purpose,
     decide,
     redact,
@@ -66,7 +64,6 @@ __all__ = [
 
 log = get_logger(__name__)
 
-_SIGNIFICANT_HARM_STATUSES = frozenset({"cp_plan"})
 _NOTES = frozenset({"no_school_known", "no_recipient_found", "kept"})
 """Reason codes the engine writes from its own routing, not from any event's content."""
 _MARK = "\x00disclosed\x00"
@@ -328,40 +325,11 @@ class AlertGate:
         return basis
 
     async def _load(self, child_id: str) -> ChildBasis:
-        entries = await self._store.narrative(child_id)
-        texts = await NarrativeOpener(self._keys).open_all(child_id, entries)
-        items = [
-            ChronologyItem(
-                event_id=e.event_id,
-                event_type=e.event_type,
-                family=e.family,
-                occurred_at=e.occurred_at,
-                recorded_at=e.recorded_at,
-                agency_id=e.agency_id,
-                agency_kind=e.agency_kind,
-                summary="",
-                sensitivity=tuple(e.sensitivity),
-                corrects=e.supersedes,
-                data=dict(t.payload),
-                erased_at=t.erased_at,
-            )
-            for e, t in zip(entries, texts, strict=True)
-        ]
-        spans = involvement_spans(items)
-        statuses = child_statuses(spans)
-        involved = {s.agency_id for s in spans if s.is_open} | {
-            i.agency_id for i in items if i.agency_kind == "schools"
-        }
+        items = await read_chronology(self._store, self._keys, child_id)
         prepared = await prepare_read(
-            self._gov,
-            child_id=child_id,
-            actor=self._actor,
-            statuses=[ChildStatus(s) for s in statuses],
-            involved_agencies=involved,
-            milestones={Milestone(k): v for k, v in milestones(items).items()},
-            significant_harm=bool(statuses & _SIGNIFICANT_HARM_STATUSES),
+            self._gov, child_id=child_id, actor=self._actor, situation=situation_of(items)
         )
-        return ChildBasis(prepared, {e.event_id: EventFacts.of(e) for e in entries})
+        return ChildBasis(prepared, {i.event_id: EventFacts.of(i) for i in items})
 
     async def _facts_of(self, event_ids: set[str]) -> dict[str, EventFacts]:
         n = narrative_entries.c

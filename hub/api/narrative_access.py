@@ -13,20 +13,14 @@ from typing import Any
 
 from hub.auth import Caller
 from hub.bootstrap import Hub
-from hub.crypto.narrative import NarrativeOpener, OpenedText
-from hub.domain.chronology import (
-    ChronologyItem,
-    child_statuses,
-    involvement_spans,
-    milestones,
-)
+from hub.crypto.narrative import read_chronology
+from hub.domain.chronology import ChronologyItem, situation_of
 from hub.domain.narrative import describe_view
 from hub.domain.roles import Role
 from hub.governance.api import governance_of
 from hub.governance.audit import Actor
 from hub.governance.read_path import prepare_read, record_read
-from hub.sharing import AccessRequest, ChildStatus, EventFacts, Milestone, Purpose, decide, redact
-from hub.store.repository import StoredEntry
+from hub.sharing import AccessRequest, EventFacts, Purpose, decide, redact
 
 __all__ = ["ROLE_PURPOSES", "VisibleNarrative", "read_visible_narrative"]
 
@@ -46,9 +40,6 @@ ROLE_PURPOSES: dict[Role, tuple[Purpose, ...]] = {
 
 ``safeguarding`` is among every practitioner's purposes because the rule that shows an agency
 its own records is written for it."""
-
-_SIGNIFICANT_HARM_STATUSES = frozenset({"cp_plan"})
-"""A child on a child-protection plan has been judged at risk of significant harm."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,40 +77,11 @@ async def read_visible_narrative(
     """
     group = await hub.store.identity_group(child_id)
     child_id = group.child_id
-    entries = await hub.store.narrative(group.members)
-    texts = await _open_entries(NarrativeOpener(hub.security.keys), entries)
-    items = [
-        ChronologyItem(
-            event_id=e.event_id,
-            event_type=e.event_type,
-            family=e.family,
-            occurred_at=e.occurred_at,
-            recorded_at=e.recorded_at,
-            agency_id=e.agency_id,
-            agency_kind=e.agency_kind,
-            summary=t.summary,
-            sensitivity=tuple(e.sensitivity),
-            corrects=e.supersedes,
-            data=dict(t.payload),
-            erased_at=t.erased_at,
-        )
-        for e, t in zip(entries, texts, strict=True)
-    ]
-    spans = involvement_spans(items)
-    statuses = child_statuses(spans)
-    involved = {s.agency_id for s in spans if s.is_open} | {
-        i.agency_id for i in items if i.agency_kind == "schools"
-    }
+    items = await read_chronology(hub.store, hub.security.keys, group.members)
     gov = governance_of(hub)
     actor = Actor.of(caller)
     prepared = await prepare_read(
-        gov,
-        child_id=child_id,
-        actor=actor,
-        statuses=[ChildStatus(s) for s in statuses],
-        involved_agencies=involved,
-        milestones={Milestone(k): v for k, v in milestones(items).items()},
-        significant_harm=bool(statuses & _SIGNIFICANT_HARM_STATUSES),
+        gov, child_id=child_id, actor=actor, situation=situation_of(items)
     )
     purposes = (purpose,) if purpose is not None else ROLE_PURPOSES.get(caller.role, ())
     now = datetime.now(UTC)
@@ -176,16 +138,3 @@ async def read_visible_narrative(
         child_id=child_id,
         merged_from=group.merged_from,
     )
-
-
-async def _open_entries(opener: NarrativeOpener, entries: list[StoredEntry]) -> list[OpenedText]:
-    """Each entry's text, in order, opened under the key of the child it was linked to."""
-    by_child: dict[str, list[int]] = {}
-    for position, entry in enumerate(entries):
-        by_child.setdefault(entry.child_id, []).append(position)
-    texts: list[OpenedText | None] = [None] * len(entries)
-    for owner, positions in by_child.items():
-        opened = await opener.open_all(owner, [entries[p] for p in positions])
-        for position, text in zip(positions, opened, strict=True):
-            texts[position] = text
-    return [t for t in texts if t is not None]

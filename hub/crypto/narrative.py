@@ -18,9 +18,10 @@ from typing import Any
 from contracts import EventType, family_of
 from hub.crypto.data_keys import ChildKeyStore, DataKey, KeyDestroyed, UnknownDataKey
 from hub.crypto.encryption import FieldDecryptionFailed, is_sealed, open_value, seal_value
+from hub.domain.chronology import ChronologyItem
 from hub.domain.narrative import EntryStatus, NarrativeEntry
 from hub.observability import get_logger
-from hub.store.repository import StoredEntry
+from hub.store.repository import SqlStore, StoredEntry
 
 __all__ = [
     "PAYLOAD_PATH",
@@ -30,6 +31,7 @@ __all__ = [
     "OpenedText",
     "erased_entry",
     "erased_line",
+    "read_chronology",
     "seal_entry",
 ]
 
@@ -155,3 +157,39 @@ class NarrativeOpener:
             log.error("narrative.entry_unreadable", child_id=child_id, event_id=entry.event_id)
             return OpenedText(UNREADABLE_LINE, {}, unreadable=True)
         return OpenedText(str(opened[0]), dict(opened[1]))
+
+
+async def read_chronology(
+    store: SqlStore, keys: ChildKeyStore, child_ids: str | Sequence[str]
+) -> list[ChronologyItem]:
+    """A child's (or identity group's) entries opened into chronology items, in order.
+
+    Each entry is opened under the key of the child it was linked to; an erased entry keeps
+    its place with its erasure line and no data.
+    """
+    entries = await store.narrative(child_ids)
+    opener = NarrativeOpener(keys)
+    by_child: dict[str, list[int]] = {}
+    for position, entry in enumerate(entries):
+        by_child.setdefault(entry.child_id, []).append(position)
+    texts: dict[int, OpenedText] = {}
+    for owner, positions in by_child.items():
+        opened = await opener.open_all(owner, [entries[p] for p in positions])
+        texts.update(zip(positions, opened, strict=True))
+    return [
+        ChronologyItem(
+            event_id=e.event_id,
+            event_type=e.event_type,
+            family=e.family,
+            occurred_at=e.occurred_at,
+            recorded_at=e.recorded_at,
+            agency_id=e.agency_id,
+            agency_kind=e.agency_kind,
+            summary=texts[i].summary,
+            sensitivity=tuple(e.sensitivity),
+            corrects=e.supersedes,
+            data=dict(texts[i].payload),
+            erased_at=texts[i].erased_at,
+        )
+        for i, e in enumerate(entries)
+    ]

@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from hub.crypto.data_keys import ChildKeyStore
-from hub.crypto.narrative import NarrativeOpener
-from hub.domain.chronology import ChronologyItem, child_statuses, involvement_spans, milestones
+from hub.crypto.narrative import read_chronology
+from hub.domain.chronology import situation_of
 from hub.sharing import ChildStatus, EventFacts, Milestone
 from hub.store.repository import SqlStore
 
 __all__ = ["ChildSnapshot", "NarrativeChildFacts"]
-
-_SIGNIFICANT_HARM_STATUSES = frozenset({"cp_plan"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,37 +38,15 @@ class NarrativeChildFacts:
 
     def __init__(self, store: SqlStore, keys: ChildKeyStore) -> None:
         self._store = store
-        self._opener = NarrativeOpener(keys)
+        self._keys = keys
 
     async def __call__(self, child_id: str) -> ChildSnapshot:
-        entries = await self._store.narrative(child_id)
-        texts = await self._opener.open_all(child_id, entries)
-        items = [
-            ChronologyItem(
-                event_id=e.event_id,
-                event_type=e.event_type,
-                family=e.family,
-                occurred_at=e.occurred_at,
-                recorded_at=e.recorded_at,
-                agency_id=e.agency_id,
-                agency_kind=e.agency_kind,
-                summary=t.summary,
-                sensitivity=tuple(e.sensitivity),
-                corrects=e.supersedes,
-                data=dict(t.payload),
-                erased_at=t.erased_at,
-            )
-            for e, t in zip(entries, texts, strict=True)
-        ]
-        spans = involvement_spans(items)
-        statuses = child_statuses(spans)
-        involved = {s.agency_id for s in spans if s.is_open} | {
-            i.agency_id for i in items if i.agency_kind == "schools"
-        }
+        items = await read_chronology(self._store, self._keys, child_id)
+        situation = situation_of(items)
         return ChildSnapshot(
-            statuses=frozenset(ChildStatus(s) for s in statuses),
-            involved_agencies=frozenset(involved),
-            milestones={Milestone(k): v for k, v in milestones(items).items()},
-            significant_harm=bool(statuses & _SIGNIFICANT_HARM_STATUSES),
-            events={e.event_id: EventFacts.of(e) for e in entries},
+            statuses=frozenset(ChildStatus(s) for s in situation.statuses),
+            involved_agencies=situation.involved_agencies,
+            milestones={Milestone(k): v for k, v in situation.milestones.items()},
+            significant_harm=situation.significant_harm,
+            events={i.event_id: EventFacts.of(i) for i in items},
         )

@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 __all__ = [
+    "ChildSituation",
     "ChronologyItem",
     "ChronologyQuery",
     "InvolvementSpan",
@@ -20,6 +21,7 @@ __all__ = [
     "filter_items",
     "involvement_spans",
     "milestones",
+    "situation_of",
     "summarise",
     "to_markdown",
 ]
@@ -163,6 +165,36 @@ def milestones(items: Iterable[ChronologyItem]) -> dict[str, datetime]:
         if milestone and (milestone not in found or item.occurred_at > found[milestone]):
             found[milestone] = item.occurred_at
     return found
+
+
+SIGNIFICANT_HARM_STATUSES = frozenset({"cp_plan"})
+"""A child on a child-protection plan has been judged at risk of significant harm."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSituation:
+    """What the sharing rules need to know about a child, read from its chronology."""
+
+    statuses: frozenset[str]
+    involved_agencies: frozenset[str]
+    """Agencies with an open involvement, and the child's schools."""
+    milestones: dict[str, datetime]
+    significant_harm: bool
+
+
+def situation_of(items: Sequence[ChronologyItem]) -> ChildSituation:
+    """The child's open statuses, involved agencies, case milestones and harm judgement."""
+    spans = involvement_spans(items)
+    statuses = child_statuses(spans)
+    involved = {s.agency_id for s in spans if s.is_open} | {
+        i.agency_id for i in items if i.agency_kind == "schools"
+    }
+    return ChildSituation(
+        statuses=frozenset(statuses),
+        involved_agencies=frozenset(involved),
+        milestones=milestones(items),
+        significant_harm=bool(statuses & SIGNIFICANT_HARM_STATUSES),
+    )
 
 
 def summarise(

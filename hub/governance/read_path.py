@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from hub.domain.chronology import ChildSituation
 from hub.governance import Governance
 from hub.governance.audit import Actor, AuditAction, AuditEntry, decisions_entry
 from hub.governance.break_glass import BreakGlass
@@ -51,8 +52,17 @@ async def prepare_read(
     milestones: Mapping[Milestone, datetime] | None = None,
     significant_harm: bool = False,
     person_ids: Collection[str] = (),
+    situation: ChildSituation | None = None,
 ) -> PreparedRead:
-    """The context for deciding a read of ``child_id`` by ``actor`` now."""
+    """The context for deciding a read of ``child_id`` by ``actor`` now.
+
+    ``situation`` (read from the child's chronology) stands for the four facts before it.
+    """
+    if situation is not None:
+        statuses = [ChildStatus(s) for s in situation.statuses]
+        involved_agencies = situation.involved_agencies
+        milestones = {Milestone(k): v for k, v in situation.milestones.items()}
+        significant_harm = situation.significant_harm
     glass = await gov.break_glass.active_break_glass(child_id, actor)
     protected = bool(await gov.protections.protected_among([child_id, *person_ids]))
     child = ChildContext.build(

@@ -31,9 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.crypto.data_keys import ChildKeyStore
 from hub.crypto.dead_letters import DeadLetterSealer
-from hub.crypto.narrative import NarrativeOpener
+from hub.crypto.narrative import read_chronology
 from hub.crypto.tables import child_data_keys
-from hub.domain.chronology import ChronologyItem, involvement_spans
+from hub.domain.chronology import involvement_spans
 from hub.governance.audit import AuditAction, AuditEntry
 from hub.governance.audit_store import AuditTrail
 from hub.governance.config import RetentionPeriod, RetentionSchedule
@@ -201,7 +201,6 @@ class StoreRetentionFacts:
     def __init__(self, store: SqlStore, keys: ChildKeyStore) -> None:
         self._store = store
         self._keys = keys
-        self._opener = NarrativeOpener(keys)
 
     async def live_children(self) -> list[str]:
         k = child_data_keys.c
@@ -218,27 +217,9 @@ class StoreRetentionFacts:
             return [r.child_id for r in rows]
 
     async def facts(self, child_id: str) -> ChildRetentionFacts:
-        entries = await self._store.narrative(child_id)
-        texts = await self._opener.open_all(child_id, entries)
-        items = [
-            ChronologyItem(
-                event_id=e.event_id,
-                event_type=e.event_type,
-                family=e.family,
-                occurred_at=e.occurred_at,
-                recorded_at=e.recorded_at,
-                agency_id=e.agency_id,
-                agency_kind=e.agency_kind,
-                summary="",
-                sensitivity=tuple(e.sensitivity),
-                corrects=e.supersedes,
-                data=dict(t.payload),
-                erased_at=t.erased_at,
-            )
-            for e, t in zip(entries, texts, strict=True)
-        ]
+        entries = await read_chronology(self._store, self._keys, child_id)
         closures: dict[str, date | None] = {}
-        for span in involvement_spans(items):
+        for span in involvement_spans(entries):
             status = _STATUS_OF_INVOLVEMENT.get(span.involvement_type)
             if status is None:
                 continue
