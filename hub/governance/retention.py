@@ -26,7 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.crypto.data_keys import ChildKeyStore
@@ -37,7 +37,7 @@ from hub.domain.chronology import involvement_spans
 from hub.governance.audit import AuditAction, AuditEntry
 from hub.governance.audit_store import AuditTrail
 from hub.governance.config import RetentionPeriod, RetentionSchedule
-from hub.identity.tables import person_records
+from hub.identity.tables import household_links, person_records
 from hub.observability import get_logger
 from hub.store.repository import SqlStore
 from hub.store.schema import children
@@ -311,6 +311,14 @@ class RetentionRunner:
             versions = sorted(r.key_version for r in result)
             if not versions:  # erased meanwhile by another run or by hand
                 return False
+            # What matching kept of the child (name tokens, birth date, postcode) and its
+            # household links go too: only the keyed digests of identifiers were safe to keep.
+            await conn.execute(
+                delete(person_records).where(person_records.c.child_id == outcome.child_id)
+            )
+            await conn.execute(
+                delete(household_links).where(household_links.c.a == outcome.child_id)
+            )
             await self.trail.append_in(conn, [_audit_entry(outcome, governing, versions)])
         # The store's own path: evicts this process's cached keys (the update found none left).
         await self.keys.destroy_child_key(outcome.child_id)

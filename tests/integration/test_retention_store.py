@@ -150,6 +150,37 @@ class TestRetentionRun:
         assert len(again) == 1
         assert [o.child_id for o in await runner.assess_all()] == [KEPT]
 
+    async def test_erasure_forgets_the_matching_record_and_household(
+        self, seeded: dict[str, Any]
+    ) -> None:
+        """The person index's name tokens and the child's household links go with the key."""
+        from sqlalchemy import select
+
+        from hub.identity.tables import household_links, person_records
+
+        async with seeded["engine"].begin() as conn:
+            for child in (EXPIRED, KEPT):
+                await conn.execute(
+                    person_records.insert().values(
+                        record_id=f"r-{child}",
+                        child_id=child,
+                        features='{"given_first": ["ruby"]}',
+                        identifiers="[]",
+                        blocking_keys="[]",
+                        updated_at=NOW,
+                    )
+                )
+                await conn.execute(
+                    household_links.insert().values(
+                        a=child, b="addr:1", kind="address", created_at=NOW
+                    )
+                )
+        await seeded["runner"].run()
+        async with seeded["engine"].connect() as conn:
+            records = (await conn.execute(select(person_records.c.child_id))).scalars().all()
+            links = (await conn.execute(select(household_links.c.a))).scalars().all()
+        assert (records, links) == ([KEPT], [KEPT])
+
     async def test_birth_date_from_the_person_index(self, seeded: dict[str, Any]) -> None:
         """The facts read the date of birth the identity index holds for the child."""
         from hub.identity.tables import person_records
