@@ -1,0 +1,502 @@
+"""Alert latency under background load: agency submission -> alert on the recipient's SSE stream.
+
+One run, one broker, one real hub:
+
+1. **Broker and hub** as in ``bench/pipeline.py``: ``HUB_KAFKA_BOOTSTRAP`` or the local broker;
+   a real ``python -m hub serve`` with a temporary data dir, random topic and group prefixes
+   and a fresh SQLite file (or PostgreSQL database); ready when ``/readyz`` answers and its
+   ingest, narrative and alerts consumer groups have partitions.
+2. **Recipient**: ``hub token --sub sam.practitioner@northshire.example --agency northshire-cs
+   --role social_worker`` (the lead practitioner named on the plans below) opens
+   ``GET /api/v1/alerts/stream`` and keeps it open for the whole run.
+3. **Plans first**: K children get a ``involvement.started`` child-protection plan from
+   children's services (signed with the agency's dev key) on ``<prefix>ingest.childrens_services``;
+   the bench waits until all K are in the narrative store (so they are on ``hub.events``, ahead
+   of anything later for the same child: the alert engine sees the plan before the attendance).
+4. **Load**: ``--rate`` signed ``concern.raised`` envelopes per second from the police (as
+   ``bench/pipeline.py`` builds them, over rate*duration/20 other children) to
+   ``<prefix>ingest.police`` with aiokafka, paced every 10 ms, for ``--duration`` seconds.
+   Every ``--alert-every`` seconds one of the K children gets a signed ED attendance
+   (``contact.recorded``, ``unscheduled_care_attendance``, happened now) from the health trust on
+   ``<prefix>ingest.health``. Its **submission time** is the wall clock just before it is handed
+   to the producer.
+5. **Receipt**: each ``raised`` SSE event whose ``trigger_event_ids`` names an attendance is
+   stamped with the wall clock when its ``data:`` line arrives. Latency = receipt - submission.
+   After the load stops the bench waits (``--drain``) for the alerts still owed.
+
+It prints plain lines and, last, one JSON line. No thresholds, no asserts. Target (issue 5):
+p99 < 500 ms at 1,000 background events/s. The hub drains about 300 events/s per core; an offered
+rate above what it sustains grows a backlog and the alert waits behind it (the figure then
+measures the queue, and grows with ``--duration``).
+
+Usage::
+
+    .venv/bin/python bench/alert_latency.py [--rate 1000] [--duration 60] [--alert-every 1]
+        [--store sqlite|postgresql] [--postgres-url URL] [--batch 500] [--drain 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pipeline import (
+    Broker,
+    Hub,
+    Leftovers,
+    _signed_value,
+    build_load,
+    count_entries,
+    cpu_seconds,
+    create_pg_database,
+    delete_topics_with_prefix,
+    drop_pg_database,
+    open_broker,
+    percentiles,
+    say,
+)
+
+from contracts.examples import example_data, example_envelope, valid_nhs_number
+from hub.crypto.agency_keys import dev_private_key
+from hub.crypto.runtime import sign_as_dev
+from hub.store.db import create_engine
+
+__all__ = [
+    "LEAD_EMAIL",
+    "SseParser",
+    "attendance_envelope",
+    "due",
+    "plan_envelope",
+]
+
+LEAD_EMAIL = "sam.practitioner@northshire.example"
+"""The lead practitioner on every plan, and the ``sub`` of the recipient's token."""
+
+ALERT_NHS_SEED = 800_000
+"""NHS seeds of the alerting children start here (the background load uses 0, 1, ...)."""
+
+_TICK = 0.01
+_CS, _HEALTH, _POLICE = "northshire-cs", "northshire-health", "northshire-police"
+
+
+# -- pure helpers -------------------------------------------------------------------------------
+
+
+def _person(index: int) -> dict[str, Any]:
+    return {
+        "identifiers": [{"system": "nhs", "value": valid_nhs_number(ALERT_NHS_SEED + index)}],
+        "name": {"given": "Alex", "family": f"Alertbench{index}", "aliases": []},
+        "birth_date": "2016-04-02",
+        "sex": "male",
+    }
+
+
+def plan_envelope(run_id: str, index: int, now: datetime) -> dict[str, Any]:
+    """An unsigned child-protection plan start for alert child ``index``, begun 30 days ago."""
+    started = now - timedelta(days=30)
+    data = example_data("involvement.started")
+    data["involvement_id"] = f"CPP-{run_id}-{index}"
+    data["started_on"] = started.date().isoformat()
+    data["lead_practitioner"]["email"] = LEAD_EMAIL
+    return example_envelope(
+        id=f"{_CS}:alertbench-{run_id}-plan-{index}",
+        source=f"urn:agency:{_CS}",
+        type="involvement.started",
+        time=started.isoformat(),
+        recorded_at=now.isoformat(),
+        subject=f"CS-ALERTBENCH-{index}",
+        agency_id=_CS,
+        agency_kind="childrens_services",
+        lawful_basis="public_task",
+        sensitivity=[],
+        person=_person(index),
+        data=data,
+    )
+
+
+def attendance_envelope(run_id: str, index: int, now: datetime) -> dict[str, Any]:
+    """An unsigned ED attendance of alert child ``index`` that happened ``now``."""
+    data = example_data("contact.recorded")
+    data["ended_at"] = (now + timedelta(hours=2)).isoformat()
+    return example_envelope(
+        id=f"{_HEALTH}:alertbench-{run_id}-ed-{index}",
+        source=f"urn:agency:{_HEALTH}",
+        type="contact.recorded",
+        time=now.isoformat(),
+        recorded_at=now.isoformat(),
+        subject=f"NH-ALERTBENCH-{index}",
+        agency_id=_HEALTH,
+        agency_kind="health",
+        lawful_basis="public_task",
+        sensitivity=[],
+        person=_person(index),
+        data=data,
+    )
+
+
+def due(rate: float, elapsed: float, sent: int) -> int:
+    """How many more messages a paced sender owes after ``elapsed`` seconds at ``rate``/s."""
+    if rate <= 0 or elapsed <= 0:
+        return 0
+    return max(0, int(rate * elapsed) - sent)
+
+
+@dataclass(slots=True)
+class SseParser:
+    """Incremental server-sent-event parser: feed lines, get (id, event, data) per blank line."""
+
+    _id: str | None = None
+    _event: str = "message"
+    _data: list[str] = field(default_factory=list)
+
+    def feed(self, line: str) -> tuple[str | None, str, str] | None:
+        """One line (without its newline); returns a whole event when ``line`` ends one."""
+        if line == "":
+            if not self._data:
+                self._event = "message"
+                return None
+            out = (self._id, self._event, "\n".join(self._data))
+            self._event, self._data = "message", []
+            return out
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "id":
+            self._id = value
+        elif name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        return None
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Tally:
+    """What the run saw: submissions, receipts and background progress."""
+
+    submitted: dict[str, float] = field(default_factory=dict)  # attendance id -> wall time
+    received: dict[str, float] = field(default_factory=dict)  # attendance id -> wall time
+    raised: dict[str, float] = field(default_factory=dict)  # attendance id -> alert raised_at
+    other_alerts: int = 0
+    background_sent: int = 0
+    background_acked: int = 0
+    stream_open: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def listen(url: str, token: str, tally: Tally) -> None:
+    """Follow the SSE stream and stamp every attendance alert when its data line arrives."""
+    parser = SseParser()
+    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    timeout = httpx.Timeout(10.0, read=None)
+    async with (
+        httpx.AsyncClient(timeout=timeout) as client,
+        client.stream("GET", f"{url}/api/v1/alerts/stream", headers=headers) as response,
+    ):
+        response.raise_for_status()
+        tally.stream_open.set()
+        async for line in response.aiter_lines():
+            event = parser.feed(line)
+            if event is None or event[1] != "raised":
+                continue
+            now = time.time()
+            alert = json.loads(event[2])["alert"]
+            mine = [t for t in alert["trigger_event_ids"] if t in tally.submitted]
+            if not mine:
+                tally.other_alerts += 1
+            raised = datetime.fromisoformat(alert["raised_at"]).timestamp()
+            for trigger in mine:
+                tally.received.setdefault(trigger, now)
+                tally.raised.setdefault(trigger, raised)
+
+
+async def background(
+    producer: AIOKafkaProducer, topic: str, rate: float, seconds: float, run_id: str, tally: Tally
+) -> float:
+    """Send signed police concerns at ``rate``/s for ``seconds``; returns the wall seconds used."""
+    load = build_load(max(1, int(rate * seconds)), run_id, signed=True)
+    signer = dev_private_key(_POLICE)
+    started = time.monotonic()
+    pending: list[asyncio.Future[Any]] = []
+    while tally.background_sent < len(load):
+        elapsed = time.monotonic() - started
+        if elapsed >= seconds:
+            break
+        for _ in range(due(rate, elapsed, tally.background_sent)):
+            i = tally.background_sent
+            if i >= len(load):
+                break
+            stamp = datetime.now(UTC).isoformat().encode()
+            value = _signed_value(load, i, stamp, signer)
+            pending.append(await producer.send(topic, value, key=load.keys[i]))
+            tally.background_sent += 1
+        await asyncio.sleep(_TICK)
+    used = time.monotonic() - started
+    await asyncio.gather(*pending)
+    tally.background_acked = len(pending)
+    return used
+
+
+async def triggers(
+    producer: AIOKafkaProducer, topic: str, count: int, every: float, run_id: str, tally: Tally
+) -> None:
+    """Submit one ED attendance every ``every`` seconds for children 0..count-1."""
+    for index in range(count):
+        await asyncio.sleep(every)
+        now = datetime.now(UTC)
+        envelope = sign_as_dev(attendance_envelope(run_id, index, now))
+        value = json.dumps(envelope).encode()
+        key = f"nhs:{valid_nhs_number(ALERT_NHS_SEED + index)}".encode()
+        tally.submitted[envelope["id"]] = time.time()
+        await producer.send(topic, value, key=key)
+
+
+async def wait_assignments(hub: Hub, groups: int, seconds: float) -> bool:
+    """Wait until the hub's log shows a partition assignment for each of its consumer groups
+    (the JSON log line names no group, so assignments are counted)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        text = hub.log_path.read_text(errors="replace")
+        if text.count("assigned to partitions") >= groups:
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+def hub_token(hub: Hub) -> str:
+    """A social worker's token for the lead practitioner, from ``hub token``."""
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "hub", "token", "--sub", LEAD_EMAIL, "--agency", _CS),
+            *("--role", "social_worker", "--ttl-minutes", "240"),
+        ],
+        env={**os.environ, **hub.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+async def run(args: argparse.Namespace, broker: Broker, work: Path, leftovers: Leftovers) -> dict:
+    run_id = uuid.uuid4().hex[:8]
+    prefix, groups = f"bench{run_id}.", f"bench{run_id}"
+    if args.store == "postgresql":
+        db_url, leftovers.db_name = await create_pg_database(args.postgres_url)
+    else:
+        db_url = f"sqlite+aiosqlite:///{work / 'hub.db'}"
+    env = {
+        "HUB_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "HUB_DATA_DIR": str(work),
+        "HUB_TOPIC_PREFIX": prefix,
+        "HUB_GROUP_PREFIX": groups,
+        "HUB_DATABASE_URL": db_url,
+        "HUB_BATCH_MAX_RECORDS": str(args.batch),
+        "HUB_LOG_LEVEL": "INFO",
+    }
+    hub = leftovers.hub = Hub(env, work, None)
+    hub.start()
+    stable = await wait_assignments(hub, 3, 60.0)
+    say(f"hub: pid {hub.pid} on {hub.url}{'' if stable else ' (assignment not logged)'}")
+    token = await asyncio.to_thread(hub_token, hub)
+    count = args.alerts or max(1, int(args.duration / args.alert_every))
+    tally = Tally()
+    engine = create_engine(db_url)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=broker.bootstrap, enable_idempotence=True, linger_ms=5
+    )
+    await producer.start()
+    listener = asyncio.create_task(listen(hub.url, token, tally))
+    try:
+        await asyncio.wait_for(tally.stream_open.wait(), 30)
+        now = datetime.now(UTC)
+        for index in range(count):
+            plan = sign_as_dev(plan_envelope(run_id, index, now))
+            key = f"nhs:{valid_nhs_number(ALERT_NHS_SEED + index)}".encode()
+            await producer.send(
+                f"{prefix}ingest.childrens_services", json.dumps(plan).encode(), key=key
+            )
+        await producer.flush()
+        t = time.monotonic()
+        while await count_entries(engine) < count:
+            if time.monotonic() - t > 300:
+                raise RuntimeError(f"plans not stored after 300 s:\n{hub.tail()}")
+            await asyncio.sleep(0.2)
+        say(f"plans: {count} stored in {time.monotonic() - t:.1f}s; starting load")
+        hub_cpu0 = cpu_seconds(hub.pid)
+        stored0 = await count_entries(engine)
+        load_start = time.time()
+        bg = asyncio.create_task(
+            background(producer, f"{prefix}ingest.police", args.rate, args.duration, run_id, tally)
+        )
+        await triggers(producer, f"{prefix}ingest.health", count, args.alert_every, run_id, tally)
+        used = await bg
+        load_end = time.time()
+        stored_at_end = await count_entries(engine) - stored0
+        hub_cpu_load = cpu_seconds(hub.pid)
+        say(
+            f"load: {tally.background_sent} background events in {used:.1f}s "
+            f"({tally.background_sent / used:.0f}/s); hub stored {stored_at_end} entries meanwhile"
+        )
+        deadline = time.monotonic() + args.drain
+        while len(tally.received) < len(tally.submitted) and time.monotonic() < deadline:
+            if listener.done():
+                listener.result()
+            await asyncio.sleep(0.2)
+        drained = time.time()
+        total = tally.background_sent + len(tally.submitted)
+        while time.monotonic() < deadline:
+            if await count_entries(engine) - stored0 >= total:
+                break
+            await asyncio.sleep(0.5)
+        caught_up = time.time()
+    finally:
+        listener.cancel()
+        with contextlib.suppress(BaseException):
+            await listener
+        await producer.stop()
+        await engine.dispose()
+    latencies = [
+        (tally.received[i] - tally.submitted[i]) * 1000
+        for i in tally.submitted
+        if i in tally.received
+    ]
+    to_raise = [(tally.raised[i] - tally.submitted[i]) * 1000 for i in tally.raised]
+    to_stream = [(tally.received[i] - tally.raised[i]) * 1000 for i in tally.raised]
+    load_seconds = load_end - load_start
+    return {
+        "store": args.store,
+        "rate_offered": args.rate,
+        "duration_s": args.duration,
+        "background_sent": tally.background_sent,
+        "background_rate": round(tally.background_sent / used, 1),
+        "hub_stored_during_load": stored_at_end,
+        "hub_rate_during_load": round(stored_at_end / load_seconds, 1),
+        "hub_cpu_cores_during_load": (
+            None
+            if hub_cpu0 is None or hub_cpu_load is None
+            else round((hub_cpu_load - hub_cpu0) / load_seconds, 2)
+        ),
+        "alerts_submitted": len(tally.submitted),
+        "alerts_received": len(tally.received),
+        "other_alerts": tally.other_alerts,
+        "latency_ms": percentiles(latencies),
+        "submitted_to_raised_ms": percentiles(to_raise),
+        "raised_to_sse_ms": percentiles(to_stream),
+        "last_alert_after_load_s": round(drained - load_end, 1),
+        "backlog_drained_after_load_s": round(caught_up - load_end, 1),
+        "batch": args.batch,
+        "cpus": os.cpu_count(),
+    }
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--rate", type=float, default=1000.0, help="background events/s offered")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of background load")
+    parser.add_argument("--alert-every", type=float, default=1.0, help="seconds between triggers")
+    parser.add_argument(
+        "--alerts", type=int, default=0, help="alert triggers (default duration/alert-every)"
+    )
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--postgres-url", default=os.environ.get("HUB_TEST_POSTGRES_URL"))
+    parser.add_argument("--batch", type=int, default=500, help="HUB_BATCH_MAX_RECORDS")
+    parser.add_argument("--drain", type=float, default=600.0, help="seconds to wait after load")
+    parser.add_argument("--data-dir", type=Path, default=Path(".hub"), help="local broker's dir")
+    parser.add_argument("--keep", action="store_true", help="keep temp dir, topics, database")
+    args = parser.parse_args(argv)
+    if args.store == "postgresql" and not args.postgres_url:
+        parser.error("--store postgresql needs --postgres-url (or HUB_TEST_POSTGRES_URL)")
+    return args
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    say(
+        f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python "
+        f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}"
+    )
+    broker = await asyncio.to_thread(open_broker, args.data_dir)
+    say(f"broker: {broker.bootstrap} - {broker.note}")
+    work = Path(tempfile.mkdtemp(prefix="hub-alertbench-"))
+    leftovers = Leftovers()
+    try:
+        result = await run(args, broker, work, leftovers)
+    finally:
+        if leftovers.hub is not None:
+            prefix = leftovers.hub.env["HUB_TOPIC_PREFIX"]
+            await asyncio.to_thread(leftovers.hub.stop)
+            if not args.keep:
+                with contextlib.suppress(Exception):
+                    await delete_topics_with_prefix(broker.bootstrap, prefix)
+        if not args.keep:
+            if leftovers.db_name:
+                with contextlib.suppress(Exception):
+                    await drop_pg_database(args.postgres_url, leftovers.db_name)
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            say(f"kept: {work}, database {leftovers.db_name}")
+        if broker.local is not None:
+            await asyncio.to_thread(broker.local.stop)
+    return result
+
+
+def report(result: dict[str, Any]) -> None:
+    lat = result["latency_ms"]
+    say()
+    say(
+        f"background:   offered {result['rate_offered']:.0f}/s for {result['duration_s']:.0f}s, "
+        f"sent {result['background_sent']} ({result['background_rate']:.0f}/s achieved)"
+    )
+    say(
+        f"hub:          stored {result['hub_stored_during_load']} entries during the load "
+        f"({result['hub_rate_during_load']:.0f}/s, {result['hub_cpu_cores_during_load']} cores); "
+        f"backlog drained {result['backlog_drained_after_load_s']:.1f}s after the load stopped"
+    )
+    say(
+        f"alerts:       {result['alerts_received']}/{result['alerts_submitted']} received on SSE "
+        f"(other alerts: {result['other_alerts']})"
+    )
+    if lat:
+        say(
+            f"latency (ms): p50 {lat['p50']:.0f}  p99 {lat['p99']:.0f}  max {lat['max']:.0f}  "
+            "(submission -> SSE receipt)"
+        )
+        up, out = result["submitted_to_raised_ms"], result["raised_to_sse_ms"]
+        say(
+            f"  of which:   submission -> raised_at p50 {up['p50']:.0f} p99 {up['p99']:.0f}; "
+            f"raised_at -> SSE p50 {out['p50']:.0f} p99 {out['p99']:.0f}"
+        )
+    say(json.dumps(result, sort_keys=True))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    report(asyncio.run(main_async(args)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""The pure helpers of bench/alert_latency.py and bench/narrative_read.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from contracts import parse_envelope
+from contracts.examples import valid_nhs_number
+
+pytestmark = pytest.mark.unit
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+NOW = datetime(2026, 11, 28, 22, 0, tzinfo=UTC)
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+alert_latency = _load("alert_latency")
+narrative_read = _load("narrative_read")
+
+
+class TestDue:
+    """A paced sender owes rate x elapsed minus what it already sent, never less than 0."""
+
+    @pytest.mark.parametrize(
+        ("rate", "elapsed", "sent", "owed"),
+        [
+            (1000, 0.5, 0, 500),
+            (1000, 0.5, 480, 20),
+            (1000, 0.5, 600, 0),
+            (200, 0.0149, 0, 2),
+            (0, 10.0, 0, 0),
+            (1000, -1.0, 0, 0),
+        ],
+    )
+    def test_owed(self, rate: float, elapsed: float, sent: int, owed: int) -> None:
+        """Whole messages owed at each point."""
+        assert alert_latency.due(rate, elapsed, sent) == owed
+
+
+class TestSseParser:
+    """Lines in, whole events out at each blank line, as the SSE spec frames them."""
+
+    def test_event_with_id_and_multiline_data(self) -> None:
+        """id, event and data lines make one event; data lines join with newlines."""
+        parser = alert_latency.SseParser()
+        lines = ["id: 7", "event: raised", "data: {", "data: }", ""]
+        assert [parser.feed(line) for line in lines] == [
+            None,
+            None,
+            None,
+            None,
+            ("7", "raised", "{\n}"),
+        ]
+
+    def test_comments_retry_and_empty_events_yield_nothing(self) -> None:
+        """Keep-alive comments, a retry field and a lone blank line are not events."""
+        parser = alert_latency.SseParser()
+        assert [parser.feed(line) for line in ["retry: 2000", "", ": keep-alive", ""]] == [
+            None,
+            None,
+            None,
+            None,
+        ]
+
+    def test_event_name_resets_but_id_persists(self) -> None:
+        """A later event without ``event:`` is a ``message``; the last id carries over."""
+        parser = alert_latency.SseParser()
+        for line in ["id: 3", "event: raised", "data: a", ""]:
+            parser.feed(line)
+        assert [parser.feed(line) for line in ["data: b", ""]] == [None, ("3", "message", "b")]
+
+
+class TestAlertEnvelopes:
+    """The plan and the attendance meet the contract and make the alert rule match."""
+
+    def test_plan_is_a_valid_open_cp_plan_led_by_the_recipient(self) -> None:
+        """A children's-services plan begun 30 days ago, lead practitioner the token's sub."""
+        envelope = parse_envelope(alert_latency.plan_envelope("r1", 4, NOW))
+        assert (
+            envelope.id,
+            envelope.type,
+            envelope.agency_id,
+            str(envelope.agency_kind),
+            envelope.time,
+            envelope.data.involvement_type,
+            envelope.data.started_on.isoformat(),
+            envelope.data.lead_practitioner.email,
+            [(str(i.system), i.value) for i in envelope.person.identifiers],
+        ) == (
+            "northshire-cs:alertbench-r1-plan-4",
+            "involvement.started",
+            "northshire-cs",
+            "childrens_services",
+            NOW - timedelta(days=30),
+            "child_protection_plan",
+            "2026-10-29",
+            "sam.practitioner@northshire.example",
+            [("nhs", valid_nhs_number(800_004))],
+        )
+
+    def test_attendance_is_a_valid_unscheduled_care_contact_happening_now(self) -> None:
+        """A health-trust ED attendance of the same child, at the given instant."""
+        envelope = parse_envelope(alert_latency.attendance_envelope("r1", 4, NOW))
+        assert (
+            envelope.id,
+            envelope.type,
+            envelope.agency_id,
+            envelope.time,
+            envelope.recorded_at,
+            envelope.data.contact_type,
+            [(str(i.system), i.value) for i in envelope.person.identifiers],
+        ) == (
+            "northshire-health:alertbench-r1-ed-4",
+            "contact.recorded",
+            "northshire-health",
+            NOW,
+            NOW,
+            "unscheduled_care_attendance",
+            [("nhs", valid_nhs_number(800_004))],
+        )
+
+
+class TestEventMix:
+    """The read child's history: a plan first, then a fixed rotation nine hours apart."""
+
+    def test_first_eleven(self) -> None:
+        """Kinds and times of the first entries."""
+        mix = list(narrative_read.event_mix(11, NOW))
+        assert [k for k, _ in mix] == [
+            "plan",
+            "attendance",
+            "police",
+            "health",
+            "school",
+            "police",
+            "attendance",
+            "police",
+            "health",
+            "school",
+            "police",
+        ]
+        assert [w for _, w in mix][:3] == [NOW, NOW + timedelta(hours=9), NOW + timedelta(hours=18)]
+
+    def test_templates_cover_every_kind_with_valid_entries(self) -> None:
+        """Each kind's template entry was made by entry_for from a valid envelope."""
+        templates = narrative_read.template_entries()
+        assert {k: (t.event_type, t.agency_id) for k, t in templates.items()} == {
+            "plan": ("involvement.started", "northshire-cs"),
+            "police": ("concern.raised", "northshire-police"),
+            "health": ("concern.raised", "northshire-health"),
+            "school": ("concern.raised", "northshire-primary"),
+            "attendance": ("contact.recorded", "northshire-health"),
+        }
+
+
+class TestTimers:
+    """Wrapped callables add their time to their step, even when they raise."""
+
+    async def test_sync_and_async_steps_and_errors(self) -> None:
+        """Every call counts; milliseconds per read divide by the reads."""
+        ticks = iter([1.0, 1.5, 2.0, 4.0, 10.0, 10.25])
+        timers = narrative_read.Timers(clock=lambda: next(ticks))
+
+        async def fetch() -> int:
+            return 1
+
+        def fail() -> None:
+            raise ValueError("bad")
+
+        assert timers.wrap("sync", lambda: 2)() == 2
+        assert await timers.wrap_async("async", fetch)() == 1
+        with pytest.raises(ValueError, match="bad"):
+            timers.wrap("sync", fail)()
+        assert timers.per_read_ms(2) == {"async": 1000.0, "sync": 375.0}
