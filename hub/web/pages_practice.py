@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from hub.web.client import ApiError
 from hub.web.deps import ApiDep, Form, PageSession, posted_form
+from hub.web.family_view import build_family
 from hub.web.render import SECURITY_HEADERS, render
 from hub.web.timeline import AGENCY_KIND_LABELS, FAMILY_LABELS, Filters, build_timeline
 
@@ -115,8 +116,9 @@ async def child_page(
     since: Annotated[str, Query(max_length=10)] = "",
     until: Annotated[str, Query(max_length=10)] = "",
 ) -> Response:
-    """The child's cross-agency timeline as the user may see it."""
+    """The child's cross-agency timeline and the family around them, as the user may see it."""
     narrative = await api.get(f"/api/v1/children/{child_id}/narrative")
+    household = await api.get(f"/api/v1/children/{narrative['child_id']}/family")
     filters = Filters(
         agency_kinds=frozenset(agency or ()),
         families=frozenset(family or ()),
@@ -130,6 +132,8 @@ async def child_page(
         {
             "child_id": narrative["child_id"],
             "timeline": build_timeline(narrative, filters),
+            "household": build_family(household),
+            "merged_from": list(narrative.get("merged_from") or []),
             "filters": filters,
             "since": since,
             "until": until,

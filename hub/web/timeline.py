@@ -8,7 +8,7 @@ there, so nothing here can reveal it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -88,7 +88,6 @@ class Timeline:
     total: int
     agency_kinds: Sequence[str]
     families: Sequence[str]
-    family_links: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
 
     @property
     def involved_now(self) -> list[Involvement]:
@@ -152,5 +151,4 @@ def build_timeline(narrative: Mapping[str, Any], filters: Filters) -> Timeline:
         total=len(entries),
         agency_kinds=sorted({str(e.get("agency_kind")) for e in entries}),
         families=sorted({str(e.get("family")) for e in entries}),
-        family_links=list(narrative.get("family") or []),
     )

@@ -1,9 +1,10 @@
 """The web pages in a real browser (Chromium through Playwright) against a real hub process.
 
 A social worker signs in and watches a live alert arrive, opens the child and reads entries
-from all four agency kinds; a school DSL sees the same child only as the API lets them; an IG
-officer checks, dry-runs and applies a rule change; every page passes axe-core with no serious
-or critical violation and is saved to ``docs/screenshots/<page>.png``.
+from all four agency kinds and the incident about the child's brother in the family section; a
+school DSL sees the same child only as the API lets them, and nothing of the brother; a merged
+record says so; an IG officer checks, dry-runs and applies a rule change; every page passes
+axe-core with no serious or critical violation and is saved to ``docs/screenshots/<page>.png``.
 
 The hub here is a real ``hub serve`` process on the real broker (``HubProcess``).
 """
@@ -43,6 +44,13 @@ KINDS = {
     "northshire-primary": "schools",
 }
 HEALTH_SUMMARY = "Attended the emergency department with a head injury."
+BROTHER_SUMMARY = "Officers found the younger brother hiding upstairs during the incident."
+BROTHER = {
+    "name": {"given": "Leo", "family": "Example", "aliases": []},
+    "birth_date": "2019-11-23",
+    "sex": "male",
+}
+"""An invented younger brother: the default child's address and mother, his own name and birth."""
 
 
 @pytest.fixture
@@ -75,8 +83,18 @@ async def browser() -> AsyncIterator[Any]:
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def envelope(agency: str, n: int, event_type: str, nhs_seed: int, **data: Any) -> dict[str, Any]:
-    """A signed envelope from ``agency`` about the child with NHS seed ``nhs_seed``."""
+def envelope(
+    agency: str,
+    n: int,
+    event_type: str,
+    nhs_seed: int,
+    *,
+    person: dict[str, Any] | None = None,
+    **data: Any,
+) -> dict[str, Any]:
+    """A signed envelope from ``agency`` about the child with NHS seed ``nhs_seed``; ``person``
+    overrides fields of the example child (who lives at the example address with their mother).
+    """
     when = datetime.now(UTC) - timedelta(hours=10 - n)
     env = example_envelope(
         id=f"{agency}:web-{nhs_seed}-{n}",
@@ -93,6 +111,7 @@ def envelope(agency: str, n: int, event_type: str, nhs_seed: int, **data: Any) -
     env["data"] = {**example_data(event_type), **data}
     if "ended_at" in env["data"]:
         env["data"]["ended_at"] = (when + timedelta(hours=1)).isoformat()
+    env["person"].update(person or {})
     env["person"]["identifiers"] = [{"system": "nhs", "value": valid_nhs_number(nhs_seed)}]
     return sign_as_dev(env)  # type: ignore[no-any-return]
 
@@ -139,6 +158,17 @@ async def seed_child(hub: HubProcess, nhs_seed: int) -> str:
     return await child_with(hub, nhs_seed, 4)
 
 
+async def seed_brother(hub: HubProcess, nhs_seed: int) -> str:
+    """The younger brother, on a CP plan, with one domestic-abuse incident reported by police."""
+    await submit(hub, envelope("northshire-cs", 5, "involvement.started", nhs_seed, person=BROTHER))
+    await submit(
+        hub,
+        envelope("northshire-police", 6, "concern.raised", nhs_seed, person=BROTHER,
+                 summary=BROTHER_SUMMARY),
+    )  # fmt: skip
+    return await child_with(hub, nhs_seed, 2)
+
+
 async def new_page(browser: Any) -> Any:
     """A page in its own context; CSP bypassed only so the test can inject axe-core."""
     context = await browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
@@ -157,6 +187,13 @@ async def sign_in(browser: Any, hub: HubProcess, who: str) -> Any:
 
 async def check_page(page: Any, name: str) -> None:
     """axe-core finds no serious or critical violation; save the page's screenshot."""
+    await check_accessible(page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def check_accessible(page: Any) -> None:
+    """axe-core finds no serious or critical violation on the page as it stands."""
     await page.add_script_tag(path=str(AXE))
     result = await page.evaluate(
         "() => axe.run(document, {runOnly: {type: 'tag', values: "
@@ -168,13 +205,27 @@ async def check_page(page: Any, name: str) -> None:
         if v["impact"] in ("serious", "critical")
     ]
     assert bad == [], json.dumps(bad, indent=1)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 async def entry_kinds(page: Any) -> set[str]:
     return set(await page.eval_on_selector_all(
         "[data-timeline] li", "els => els.map(e => e.dataset.agencyKind)"))  # fmt: skip
+
+
+async def family_members(page: Any) -> list[str]:
+    """Each household child listed in the family section, as 'child id: connection'."""
+    return await page.eval_on_selector_all(  # type: ignore[no-any-return]
+        "[data-family-members] [data-member]",
+        "els => els.map(e => e.dataset.member + ': ' + e.querySelector('dt').innerText.trim())",
+    )
+
+
+async def family_entries(page: Any) -> list[tuple[str, str]]:
+    """The family section's entries as (event id, child it is about)."""
+    found = await page.eval_on_selector_all(
+        "[data-family-entries] li", "els => els.map(e => [e.dataset.eventId, e.dataset.viaChild])"
+    )
+    return [tuple(f) for f in found]
 
 
 # --- scenarios --------------------------------------------------------------------------------
@@ -215,8 +266,10 @@ class TestSocialWorker:
     """The inbox, live alerts and the child's cross-agency timeline."""
 
     async def test_child_timeline_shows_all_four_agency_kinds_and_filters(self, hub, browser):
-        """Entries from police, health, school and children's social care; filters narrow."""
+        """Entries from police, health, school and children's social care; the brother's
+        incident in the family section, not in the child's own timeline; filters narrow."""
         child = await seed_child(hub, 4101)
+        brother = await seed_brother(hub, 4102)
         page = await sign_in(browser, hub, "social-worker")
         await check_page(page, "alerts")
         await page.click("a:has-text('Find a child')")
@@ -229,7 +282,19 @@ class TestSocialWorker:
         await page.wait_for_url(f"{hub.url}/children/{child}")
         assert await entry_kinds(page) == set(KINDS.values())
         assert "Sam Practitioner" in await page.inner_text(".govuk-summary-card")
+        assert await family_members(page) == [f"{brother}: Lives at the same address"]
+        assert await family_entries(page) == [("northshire-police:web-4102-6", brother)]
+        about = await page.inner_text("[data-family-entries] li")
+        assert f"About child {brother} (lives at the same address)" in about
+        assert BROTHER_SUMMARY in about
+        assert BROTHER_SUMMARY not in await page.inner_text("[data-timeline]")
+        assert await page.query_selector("[data-merged-from]") is None
         await check_page(page, "child")
+        await page.click(f"[data-member='{brother}'] a")
+        await page.wait_for_url(f"{hub.url}/children/{brother}")
+        assert await family_members(page) == [f"{child}: Lives at the same address"]
+        assert await family_entries(page) == [("northshire-police:web-4101-2", child)]
+        await page.go_back()
         await page.click("summary:has-text('Filter the timeline')")
         await page.check("#agency-police")
         await page.click("button:has-text('Apply filters')")
@@ -255,14 +320,18 @@ class TestSchoolDsl:
     """A school's DSL sees the child only as the API answers them."""
 
     async def test_dsl_page_matches_the_api_and_never_shows_health_details(self, hub, browser):
-        """What the DSL's page lists is exactly what the API gives their token; no A&E visit."""
+        """What the DSL's page lists is exactly what the API gives their token; no A&E visit,
+        and nothing at all of a brother whose records the school's rules do not reach."""
         child = await seed_child(hub, 4303)
+        brother = await seed_brother(hub, 4304)
         page = await sign_in(browser, hub, "school-dsl")
         response = await page.goto(f"{hub.url}/children/{child}")
         token = next(c["value"] for c in await page.context.cookies() if c["name"] == "hub_session")
         async with httpx.AsyncClient(timeout=30) as c:
             api = await c.get(f"{hub.url}/api/v1/children/{child}/narrative",
                               headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            family = await c.get(f"{hub.url}/api/v1/children/{child}/family",
+                                 headers={"Authorization": f"Bearer {token}"})  # fmt: skip
         shown = await page.eval_on_selector_all(
             "[data-timeline] li", "els => els.map(e => e.dataset.eventId)"
         )
@@ -272,6 +341,14 @@ class TestSchoolDsl:
         else:
             assert sorted(shown) == sorted(e["event_id"] for e in api.json()["entries"])
         assert HEALTH_SUMMARY not in await page.content()
+        assert (family.status_code, family.json()["members"], family.json()["entries"]) == (
+            200, [], []
+        )  # fmt: skip
+        assert await page.inner_text("[data-family-empty]") == (
+            "There is nothing to show you about other children in this child's household."
+        )
+        html = await page.content()
+        assert (brother in html, BROTHER_SUMMARY in html) == (False, False)
         await check_page(page, "child-school-dsl")
 
 
@@ -387,3 +464,17 @@ class TestIdentityReview:
         await page.click("button:has-text('Save decision')")
         await page.wait_for_url(f"{hub.url}/identity?decided=link")
         assert "There are no possible matches waiting." in await page.inner_text("main")
+
+        async def merged() -> str | None:
+            await page.goto(f"{hub.url}/children/{right}")
+            notice = await page.query_selector("[data-merged-from]")
+            return await notice.inner_text() if notice else None
+
+        assert await poll(merged) == (
+            f"This record includes records merged from child {left}. "
+            "Their entries are part of the timeline below."
+        )
+        assert await page.inner_text("[data-family-empty]") == (
+            "There is nothing to show you about other children in this child's household."
+        )
+        await check_accessible(page)
