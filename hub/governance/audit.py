@@ -16,9 +16,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-import rfc8785
-
 from contracts import AgencyKind, EventType
+from hub.crypto.signing import canonical_json as signing_canonical_json
 from hub.domain.roles import Role
 from hub.sharing import (
     AccessRequest,
@@ -116,9 +115,13 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def canonical_json(value: Any) -> str:
-    """Canonical JSON (RFC 8785: sorted keys, no whitespace, UTF-8): equal values, equal text."""
-    return rfc8785.dumps(value).decode("utf-8")
+def canonical_json(value: Mapping[str, Any]) -> str:
+    """Canonical JSON (RFC 8785: sorted keys, no whitespace, UTF-8): equal values, equal text.
+
+    The signing module's canonicaliser: float-free records (all of them today) take the
+    C-accelerated ``json`` path, which gives RFC 8785's exact bytes; others use ``rfc8785``.
+    """
+    return signing_canonical_json(value, exclude=frozenset()).decode("utf-8")
 
 
 def record_hash(text: str) -> str:
