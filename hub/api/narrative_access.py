@@ -66,6 +66,14 @@ def _item_view(item: ChronologyItem) -> dict[str, Any]:
     }
 
 
+def _correction_of(item: ChronologyItem) -> dict[str, Any] | None:
+    """A correction's payload (``corrected_type``, ``reason``, ``replacement``), else None."""
+    data = item.data
+    if item.corrects is not None and "replacement" in data and "corrected_type" in data:
+        return data
+    return None
+
+
 async def read_visible_narrative(
     hub: Hub, caller: Caller, child_id: str, *, purpose: Purpose | None = None
 ) -> VisibleNarrative:
@@ -98,15 +106,32 @@ async def read_visible_narrative(
             decisions.append((item.event_id, facts, decision))
             if not decision.permitted or item.event_id in shown:
                 continue
-            view = redact(_item_view(item), decision.obligations)
+            correction = _correction_of(item)
+            view = _item_view(item)
+            if correction is not None:  # the rules' paths are written for the replaced record
+                view["data"] = dict(correction.get("replacement") or {})
+            view = redact(view, decision.obligations)
             if prepared.protected:
                 view, held = gov.location.for_pack(prepared.pack).apply(view, caller.role.value)
                 if held:
                     withheld.append(item.event_id)
             data = dict(view.get("data") or {})
-            summary = (
-                item.summary if item.erased_at is not None else describe_view(item.event_type, data)
-            )
+            if item.erased_at is not None:
+                summary = item.summary
+            else:
+                summary = describe_view(item.event_type, data)
+            if correction is not None and item.erased_at is None:
+                # The correction's own reason is free text: shown only when the rule lets the
+                # reader see the record whole.
+                duties = decision.obligations
+                whole = not duties.remove_fields and not duties.generalise
+                reason = str(correction.get("reason") or "") if whole else ""
+                summary += f" (Corrected: {reason})" if reason else " (Corrected.)"
+                data = {
+                    "corrected_type": correction.get("corrected_type"),
+                    "replacement": data,
+                    **({"reason": reason} if reason else {}),
+                }
             shown[item.event_id] = ChronologyItem(
                 event_id=item.event_id,
                 event_type=item.event_type,
