@@ -37,8 +37,10 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Library chatter at INFO would include connection details only; keep it at WARNING.
-    for noisy in ("aiokafka", "faststream", "uvicorn.access", "sqlalchemy.engine"):
+    # Library chatter at INFO would include connection details and request URLs (which can
+    # carry identifiers, e.g. ?identifier=nhs:...); keep it at WARNING.
+    noisy_loggers = ("aiokafka", "faststream", "uvicorn.access", "sqlalchemy.engine")
+    for noisy in (*noisy_loggers, "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -62,6 +62,17 @@ class Settings(BaseSettings):
     retention_dead_letter_days: int = Field(
         default=90, ge=1, description="Dead letters older than this are erased (month keys)."
     )
+    rate_limit_enabled: bool = Field(default=True, description="Refuse over-limit calls (429).")
+    rate_limit_agency_per_minute: float = Field(
+        default=600.0, description="Sustained submissions per agency a minute."
+    )
+    rate_limit_agency_burst: int = Field(
+        default=100, description="Submissions an agency may make at once."
+    )
+    rate_limit_caller_per_minute: float = Field(
+        default=1200.0, description="Other API calls per caller a minute."
+    )
+    rate_limit_caller_burst: int = Field(default=200, description="Other API calls at once.")
     log_level: str = Field(default="INFO")
     log_json: bool = Field(default=True, description="JSON logs (False: console renderer).")
 

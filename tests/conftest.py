@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import structlog
 
+pytest_plugins = ["tests.support.pii_plugin"]
+"""Scans everything the suite logged for the synthetic personal data it used (session end)."""
+
 REPO = Path(__file__).resolve().parents[1]
 
 

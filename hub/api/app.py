@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, status
+from fastapi import Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -14,6 +14,13 @@ from fastapi.responses import JSONResponse
 from contracts import Envelope
 from hub import web
 from hub.api import agency_submissions, alerts, children, family, ops, submissions
+from hub.api.rate_limit import (
+    RATE_LIMIT_RESPONSES,
+    RateLimitConfig,
+    install_rate_limits,
+    limit_agency_submissions,
+    limit_caller,
+)
 from hub.bootstrap import Hub, ProcessRole
 from hub.delivery.api import deliveries_router
 from hub.governance.api import routers as governance_routers
@@ -59,15 +66,27 @@ def create_app(hub: Hub) -> FastAPI:
 
     app.include_router(ops.router)
     if hub.role in (ProcessRole.all, ProcessRole.api):
-        app.include_router(submissions.router)
-        app.include_router(agency_submissions.router)
-        app.include_router(children.router)
-        app.include_router(family.router)
-        app.include_router(alerts.router)
-        app.include_router(identity_api.router)
-        app.include_router(deliveries_router)
-        for router in governance_routers:
-            app.include_router(router)
+        # Limits count after authentication, per agency for submissions, per caller otherwise.
+        install_rate_limits(app, RateLimitConfig.from_settings(hub.settings), hub.metrics.registry)
+        per_agency: dict[str, Any] = {
+            "dependencies": [Depends(limit_agency_submissions)],
+            "responses": RATE_LIMIT_RESPONSES,
+        }
+        per_caller: dict[str, Any] = {
+            "dependencies": [Depends(limit_caller)],
+            "responses": RATE_LIMIT_RESPONSES,
+        }
+        app.include_router(submissions.router, **per_agency)
+        app.include_router(agency_submissions.router, **per_agency)
+        for router in (
+            children.router,
+            family.router,
+            alerts.router,
+            identity_api.router,
+            deliveries_router,
+            *governance_routers,
+        ):
+            app.include_router(router, **per_caller)
         web.install(app)  # the pages call the API in-process, so they live beside it
     _document_envelope(app)
     return app
@@ -85,6 +104,17 @@ def _document_envelope(app: FastAPI) -> None:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(envelope.pop("$defs", {}))
             components["Envelope"] = envelope
+            # What the 422 handler above and the routes' own 4xx answers really send.
+            if "ValidationError" in components:
+                components["ValidationError"]["properties"]["loc"] = {
+                    "type": "string",
+                    "description": "Dotted path of the field at fault.",
+                }
+            if "HTTPValidationError" in components:
+                detail = components["HTTPValidationError"]["properties"]["detail"]
+                components["HTTPValidationError"]["properties"]["detail"] = {
+                    "anyOf": [detail, {"type": "string"}, {"type": "object"}]
+                }
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -295,7 +295,7 @@ async def search_audit(
     action: Annotated[str | None, Query(max_length=64)] = None,
     since: Annotated[AwareDatetime | None, Query()] = None,
     until: Annotated[AwareDatetime | None, Query()] = None,
-    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    before_seq: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """Records newest first; pass ``next_before_seq`` back as ``before_seq`` for the next page."""

@@ -308,6 +308,15 @@ def _semantic_problems(
         )
 
 
+def _yaml_problem(exc: yaml.YAMLError, filename: str) -> RuleProblem:
+    """The problem a YAML error names, at its line when it has one."""
+    mark = getattr(exc, "problem_mark", None)
+    line = None if mark is None else mark.line + 1
+    where = filename if line is None else f"{filename}:{line}"
+    problem = getattr(exc, "problem", None) or "cannot be read"
+    return RuleProblem(where, f"not valid YAML: {problem}", line)
+
+
 def _parse(
     text: str, filename: str
 ) -> tuple[Any, dict[Place, int], list[Place], RuleProblem | None]:
@@ -319,11 +328,7 @@ def _parse(
     except yaml.YAMLError as exc:
         node = None
         if not filename.endswith(".json"):
-            mark = getattr(exc, "problem_mark", None)
-            line = None if mark is None else mark.line + 1
-            where = filename if line is None else f"{filename}:{line}"
-            problem = getattr(exc, "problem", None) or "cannot be read"
-            return None, {}, [], RuleProblem(where, f"not valid YAML: {problem}", line)
+            return None, {}, [], _yaml_problem(exc, filename)
     try:
         data = json.loads(text) if filename.endswith(".json") else yaml.load(text, _Loader)
     except json.JSONDecodeError as exc:
@@ -333,6 +338,8 @@ def _parse(
             [],
             RuleProblem(f"{filename}:{exc.lineno}", f"not valid JSON: {exc.msg}", exc.lineno),
         )
+    except yaml.YAMLError as exc:  # composes but does not construct (e.g. a lone "=")
+        return None, {}, [], _yaml_problem(exc, filename)
     return data, lines, duplicates, None
 
 

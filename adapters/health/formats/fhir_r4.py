@@ -119,6 +119,7 @@ def parse_bundle(body: bytes, agency: AgencyRef, now: Any, out: ResultBuilder) -
     for index, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        kind = kind if isinstance(kind, str) else None
         rid = resource.get("id") if isinstance(resource, dict) else None
         locator = f"entry[{index}]" + (f" {kind}/{rid}" if kind and rid else "")
         if kind not in _MAPPED:
@@ -127,7 +128,8 @@ def parse_bundle(body: bytes, agency: AgencyRef, now: Any, out: ResultBuilder) -
             continue
         with out.record(locator):
             model = _validate(kind, resource)
-            bundle.add(entry.get("fullUrl"), model)
+            full_url = entry.get("fullUrl")
+            bundle.add(full_url if isinstance(full_url, str) else None, model)
             parsed.append((locator, model))
             if kind == "Patient" and nhs_number_rejected(model):
                 out.warn(locator, "identifier", "NHS number fails the check-digit test; left out")
