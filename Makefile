@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint format install kafka-stop clean
+.PHONY: run serve test lint format install kafka-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Run every processor and the API in one process, on a local Kafka the hub starts itself.
+## Run every processor and the API in one process, on a local Kafka the hub starts itself,
+## with the Northshire demo families loaded through the agencies' adapters (`hub demo`).
 run: install
+	$(BIN)/hub demo --host $(HOST) --port $(PORT)
+
+## The same hub with nothing loaded.
+serve: install
 	$(BIN)/hub serve --host $(HOST) --port $(PORT)
 
 ## The whole test suite: unit, integration and end-to-end, against the real broker and

@@ -70,6 +70,34 @@ async def _with_hub(settings: Settings, work: Callable[[Hub], Awaitable[_T]]) ->
 
 
 @app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    load_only: Annotated[
+        bool,
+        typer.Option(
+            "--load-only",
+            help="Only load the scenario into the hub already running at --url "
+            "(same HUB_* settings: broker and database).",
+        ),
+    ] = False,
+    url: Annotated[
+        str | None, typer.Option(help="Base URL of the running hub, with --load-only.")
+    ] = None,
+) -> None:
+    """Run the hub with the Northshire demo loaded: invented families, a year of events."""
+    from hub.demo import run_demo
+    from hub.demo.loader import DemoLoadError
+
+    settings = _settings()
+    try:
+        run_demo(settings, host=host, port=port, load_only=load_only, url=url, echo=typer.echo)
+    except DemoLoadError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
