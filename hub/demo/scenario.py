@@ -247,11 +247,6 @@ EXPECTED_ALERTS: tuple[ExpectedAlert, ...] = (
         "ruby",
         "northshire-police:NP-26-011842:NPP-410977:contact",
         "agency:northshire-primary:designated_safeguarding_lead",
-        known_gap=(
-            "raised but withheld from the DSL: the police adapter tags a notice naming a "
-            "suspect criminal_intelligence, and rule encompass-school-dsl (deploy/rules/"
-            "northshire.yaml) requires sensitivity_none: [criminal_intelligence, ...]"
-        ),
     ),
     ExpectedAlert(
         "domestic_abuse_to_school",

@@ -217,15 +217,11 @@ def add_notice(notice: Notice, agency: AgencyRef, now: datetime, out: ResultBuil
     for child in children:
         with out.record(child.locator):
             related = _related(child, notice, day)
-            sensitivity = (
-                *tags,
-                *(
-                    (SensitivityTag.criminal_intelligence,)
-                    if any(r["relationship"] == "alleged_perpetrator" for r in related)
-                    else ()
-                ),
-                *((SensitivityTag.third_party,) if related else ()),
-            )
+            # A notice naming an alleged perpetrator is third-party information about them,
+            # not criminal intelligence: tagging it so would hide every domestic-abuse notice
+            # from children's social care and from the school's DSL (Operation Encompass).
+            # Intelligence-led incident types carry that tag themselves (INCIDENT_TYPES).
+            sensitivity = (*tags, *((SensitivityTag.third_party,) if related else ()))
             who = child.ref or "|".join(
                 str(v) for v in (child.person["name"], child.person["birth_date"])
             )

@@ -37,7 +37,7 @@ class TestCsvNotices:
         """The DA contact carries DASH-derived risk, adults as related people and tags."""
         env = police.parse(CSV, "text/csv", AGENCY, now=NOW).envelopes[0]
         assert env.time == datetime(2024, 3, 4, 21, 40, tzinfo=UTC)
-        assert env.sensitivity == ("domestic_abuse", "criminal_intelligence", "third_party")
+        assert env.sensitivity == ("domestic_abuse", "third_party")
         assert env.lawful_basis == "law_enforcement_sch8"
         assert [(r.relationship.value, r.name.given) for r in env.person.related] == [
             ("household_member", "Kelly"),
