@@ -37,6 +37,8 @@ from hub.domain.chronology import involvement_spans
 from hub.governance.audit import AuditAction, AuditEntry
 from hub.governance.audit_store import AuditTrail
 from hub.governance.config import RetentionPeriod, RetentionSchedule
+from hub.identity.sealing import RecordSealer
+from hub.identity.store import IdentityStore
 from hub.identity.tables import household_links, person_records
 from hub.observability import get_logger
 from hub.store.repository import SqlStore
@@ -234,17 +236,10 @@ class StoreRetentionFacts:
                     select(children.c.created_at).where(children.c.child_id == child_id)
                 )
             ).scalar_one()
-            births = (
-                await conn.execute(
-                    select(person_records.c.birth_date).where(
-                        and_(
-                            person_records.c.child_id == child_id,
-                            person_records.c.birth_date.is_not(None),
-                        )
-                    )
-                )
-            ).scalars()
-            birth = min(births, default=None)
+        births = await IdentityStore(self._store.engine, RecordSealer(self._keys)).birth_dates(
+            child_id
+        )
+        birth = births[0] if births else None
         times = [_day(created)] + [max(_day(e.occurred_at), _day(e.recorded_at)) for e in entries]
         return ChildRetentionFacts(
             child_id=child_id,

@@ -10,7 +10,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -23,6 +23,7 @@ from hub.identity.households import Households, Link, LinkKind
 from hub.identity.index import Candidate, PersonIndex, blocking_keys
 from hub.identity.records import PersonRecord, record_from_features
 from hub.identity.scoring import MatchModel
+from hub.identity.sealing import RecordSealer, SealedRecordInvalid, is_sealed_record
 from hub.identity.tables import household_links, merges, person_records, reviews
 from hub.store.times import as_utc
 
@@ -117,34 +118,102 @@ def pending_review(
     )
 
 
+def _matching_data(record: PersonRecord) -> dict[str, Any]:
+    """What a sealed row holds: everything ``record_from_features`` needs."""
+    return {
+        "features": record.features(),
+        "birth_date": record.birth_date.isoformat() if record.birth_date else None,
+        "sex": record.sex,
+        "postcode": record.postcode,
+        "address_key": record.address_key,
+        "identifiers": [list(i) for i in record.identifiers],
+    }
+
+
 class IdentityStore:
     """Identity tables over one async engine."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, sealer: RecordSealer | None = None) -> None:
         self.engine = engine
+        self._sealer = sealer
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     # -- person records --------------------------------------------------------------------
+    async def _rows(
+        self,
+        conn: AsyncConnection,
+        items: Sequence[tuple[PersonRecord, str]],
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        """Table rows for records; with a sealer, the matching data is sealed, no column
+        holds it in clear."""
+        unique = list(dict((r.record_id, (r, c)) for r, c in items).values())
+        sealed = (
+            await self._sealer.seal_all(conn, [(r.record_id, _matching_data(r)) for r, _ in unique])
+            if self._sealer is not None
+            else {}
+        )
+        rows = []
+        for record, child_id in unique:
+            if record.record_id in sealed:
+                clear: dict[str, Any] = {
+                    "features": sealed[record.record_id],
+                    "birth_date": None,
+                    "sex": None,
+                    "postcode": None,
+                    "address_key": None,
+                    "identifiers": "[]",
+                    "blocking_keys": "[]",
+                }
+            else:
+                clear = {
+                    "features": json.dumps(record.features()),
+                    "birth_date": record.birth_date,
+                    "sex": record.sex,
+                    "postcode": record.postcode,
+                    "address_key": record.address_key,
+                    "identifiers": json.dumps([list(i) for i in record.identifiers]),
+                    "blocking_keys": json.dumps(sorted(blocking_keys(record))),
+                }
+            rows.append(
+                {"record_id": record.record_id, "child_id": child_id, **clear, "updated_at": now}
+            )
+        return rows
+
+    async def _record(self, row: Any) -> PersonRecord:
+        """A stored row as a record (opened first when sealed)."""
+        if is_sealed_record(row.features):
+            if self._sealer is None:
+                raise SealedRecordInvalid(row.record_id)
+            data = await self._sealer.open(row.features, row.record_id)
+            return record_from_features(
+                row.record_id,
+                data["features"],
+                birth_date=date.fromisoformat(data["birth_date"]) if data["birth_date"] else None,
+                sex=data["sex"],
+                postcode=data["postcode"],
+                address_key=data["address_key"],
+                identifiers=[tuple(i) for i in data["identifiers"]],
+            )
+        return record_from_features(
+            row.record_id,
+            json.loads(row.features),
+            birth_date=row.birth_date,
+            sex=row.sex,
+            postcode=row.postcode,
+            address_key=row.address_key,
+            identifiers=[tuple(i) for i in json.loads(row.identifiers)],
+        )
+
     async def save_record(self, record: PersonRecord, child_id: str, *, now: datetime) -> None:
         """Insert or replace a person record as belonging to ``child_id``."""
-        values = {
-            "record_id": record.record_id,
-            "child_id": child_id,
-            "features": json.dumps(record.features()),
-            "birth_date": record.birth_date,
-            "sex": record.sex,
-            "postcode": record.postcode,
-            "address_key": record.address_key,
-            "identifiers": json.dumps([list(i) for i in record.identifiers]),
-            "blocking_keys": json.dumps(sorted(blocking_keys(record))),
-            "updated_at": now,
-        }
-        stmt = self._insert(person_records).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["record_id"],
-            set_={k: stmt.excluded[k] for k in values if k != "record_id"},
-        )
         async with self.engine.begin() as conn:
+            [values] = await self._rows(conn, [(record, child_id)], now)
+            stmt = self._insert(person_records).values(**values)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["record_id"],
+                set_={k: stmt.excluded[k] for k in values if k != "record_id"},
+            )
             await conn.execute(stmt)
 
     async def save_records_in(
@@ -159,21 +228,7 @@ class IdentityStore:
         A record already held keeps its child (a reviewed merge or un-merge decides that,
         not the next event); its features are refreshed.
         """
-        rows = [
-            {
-                "record_id": record.record_id,
-                "child_id": child_id,
-                "features": json.dumps(record.features()),
-                "birth_date": record.birth_date,
-                "sex": record.sex,
-                "postcode": record.postcode,
-                "address_key": record.address_key,
-                "identifiers": json.dumps([list(i) for i in record.identifiers]),
-                "blocking_keys": json.dumps(sorted(blocking_keys(record))),
-                "updated_at": now,
-            }
-            for record, child_id in dict((r.record_id, (r, c)) for r, c in items).values()
-        ]
+        rows = await self._rows(conn, items, now)
         if not rows:
             return
         stmt = self._insert(person_records)
@@ -190,19 +245,11 @@ class IdentityStore:
         query = select(person_records).order_by(person_records.c.updated_at)
         if since is not None:
             query = query.where(person_records.c.updated_at >= since)
-        found: list[tuple[PersonRecord, str, datetime]] = []
-        for row in await conn.execute(query):
-            record = record_from_features(
-                row.record_id,
-                json.loads(row.features),
-                birth_date=row.birth_date,
-                sex=row.sex,
-                postcode=row.postcode,
-                address_key=row.address_key,
-                identifiers=[tuple(i) for i in json.loads(row.identifiers)],
-            )
-            found.append((record, row.child_id, as_utc(row.updated_at)))  # type: ignore[arg-type]
-        return found
+        rows = (await conn.execute(query)).all()
+        return [
+            (await self._record(row), row.child_id, as_utc(row.updated_at))  # type: ignore[misc]
+            for row in rows
+        ]
 
     async def load_index(self, model: MatchModel | None = None) -> PersonIndex:
         """Build the in-memory index from every persisted record."""
@@ -210,17 +257,19 @@ class IdentityStore:
         async with self.engine.connect() as conn:
             result = await conn.stream(select(person_records).order_by(person_records.c.record_id))
             async for row in result:
-                record = record_from_features(
-                    row.record_id,
-                    json.loads(row.features),
-                    birth_date=row.birth_date,
-                    sex=row.sex,
-                    postcode=row.postcode,
-                    address_key=row.address_key,
-                    identifiers=[tuple(i) for i in json.loads(row.identifiers)],
-                )
-                index.add(record, row.child_id)
+                index.add(await self._record(row), row.child_id)
         return index
+
+    async def birth_dates(self, child_id: str) -> list[date]:
+        """The birth dates the child's records give (retention counts from the earliest)."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(person_records).where(person_records.c.child_id == child_id)
+                )
+            ).all()
+        found = [(await self._record(row)).birth_date for row in rows]
+        return sorted(d for d in found if d is not None)
 
     async def records_of(self, child_id: str) -> list[str]:
         """The record ids linked to a child."""

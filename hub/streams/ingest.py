@@ -25,6 +25,7 @@ from hub.crypto.runtime import HubSecurity
 from hub.crypto.signing import RejectionReason, SignatureRejected
 from hub.domain.identity import LinkDecision, LinkKey, decide_link, link_keys_for
 from hub.identity.linking import IdentityLinker
+from hub.identity.sealing import RecordSealer
 from hub.identity.store import IdentityStore
 from hub.observability import Metrics, get_logger
 from hub.registry import AgencyRegistry
@@ -128,7 +129,9 @@ class IngestProcessor:
         self._security = security
         self._signature_rejections = signature_rejections(metrics)
         self._clock = clock
-        self._linker = IdentityLinker(IdentityStore(store.engine), security.digest)
+        self._linker = IdentityLinker(
+            IdentityStore(store.engine, RecordSealer(security.keys)), security.digest
+        )
         self._dead_letters = DeadLetterSealer(security.keys)
 
     async def handle_batch(self, records: Sequence[ConsumedRecord]) -> None:

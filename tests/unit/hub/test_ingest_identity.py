@@ -7,10 +7,12 @@ import json
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from contracts.examples import example_envelope, valid_upn
 from hub.crypto.runtime import HubSecurity, sign_as_dev
 from hub.identity.store import IdentityStore, ReviewStatus
+from hub.identity.tables import person_records
 from hub.observability import Metrics
 from hub.registry import AgencyRegistry
 from hub.settings import Settings
@@ -134,8 +136,15 @@ class TestProbabilisticLinking:
     async def test_index_survives_a_new_processor(
         self, store: SqlStore, publish: RecordingPublish, security: HubSecurity
     ) -> None:
-        """A restarted ingest process loads the person index from the store."""
+        """A restarted ingest process loads the person index from the store, where each
+        record's matching data is sealed: no name, birth date or postcode in any column."""
         await processor(store, publish, security).handle_batch([school(1, jayden())])
+        async with store.engine.connect() as conn:
+            rows = (await conn.execute(select(person_records))).all()
+        stored = repr(rows).lower()
+        assert len(rows) == 1
+        for clear in ("jayden", "smith", "2016-05-14", "2016, 5, 14", "ns1", "4mb", "mill"):
+            assert clear not in stored
         await processor(store, publish, security).handle_batch(
             [police(2, person("Jaden", "Smyth", "2016-05-14"))]
         )
