@@ -8,6 +8,7 @@ from the summary and spans. An entry whose child's key was destroyed reads "Reco
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from datetime import UTC, date, datetime
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from contracts import Identifier
 from hub.api.deps import CurrentCaller, HubDep
 from hub.api.narrative_access import VisibleNarrative, read_visible_narrative
 from hub.domain.chronology import (
+    ChronologyItem,
     ChronologyQuery,
     InvolvementSpan,
     filter_items,
@@ -180,13 +182,18 @@ def _query(
 
 
 async def _visible(
-    hub: HubDep, caller: CurrentCaller, child_id: str, purpose: Purpose | None
+    hub: HubDep,
+    caller: CurrentCaller,
+    child_id: str,
+    purpose: Purpose | None,
+    *,
+    present: Callable[[list[ChronologyItem]], Collection[str]] | None = None,
 ) -> VisibleNarrative:
     if caller.role is Role.agency_system:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "agency systems cannot read narratives")
     if len(child_id) > 64 or not await hub.store.child_exists(child_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such child")
-    return await read_visible_narrative(hub, caller, child_id, purpose=purpose)
+    return await read_visible_narrative(hub, caller, child_id, purpose=purpose, present=present)
 
 
 _FILTERS = {
@@ -219,10 +226,17 @@ async def read_narrative(
     page_size: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> Narrative:
     """Entries ordered by when they happened, each decided by the rules for you and audited."""
-    visible = await _visible(hub, caller, child_id, purpose)
+    query = _query(agency_kind, family, since, until, sensitivity)
+    first = (page - 1) * page_size
+
+    def page_of(items: list[ChronologyItem]) -> list[str]:
+        # Filters read clear columns only, so the page is known before anything is opened.
+        return [i.event_id for i in filter_items(items, query)[first : first + page_size]]
+
+    visible = await _visible(hub, caller, child_id, purpose, present=page_of)
     spans = involvement_spans(visible.items)
-    chosen = filter_items(visible.items, _query(agency_kind, family, since, until, sensitivity))
-    window = chosen[(page - 1) * page_size : page * page_size]
+    chosen = filter_items(visible.items, query)
+    window = chosen[first : first + page_size]
     summary = summarise(visible.items, spans, now=datetime.now(UTC))
     log.info(
         "narrative.read",

@@ -7,20 +7,23 @@ permit or deny, is written to the audit trail in one record per purpose.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from hub.auth import Caller
 from hub.bootstrap import Hub
-from hub.crypto.narrative import read_chronology
+from hub.crypto.narrative import CONTEXT_FAMILIES, open_items
 from hub.domain.chronology import ChronologyItem, situation_of
 from hub.domain.narrative import describe_view
 from hub.domain.roles import Role
+from hub.governance import Governance
 from hub.governance.api import governance_of
 from hub.governance.audit import Actor
-from hub.governance.read_path import prepare_read, record_read
-from hub.sharing import AccessRequest, EventFacts, Purpose, decide, redact
+from hub.governance.read_path import PreparedRead, prepare_read, record_read
+from hub.sharing import AccessRequest, Decision, EventFacts, Purpose, decide, redact
 
 __all__ = ["ROLE_PURPOSES", "VisibleNarrative", "read_visible_narrative"]
 
@@ -75,17 +78,31 @@ def _correction_of(item: ChronologyItem) -> dict[str, Any] | None:
 
 
 async def read_visible_narrative(
-    hub: Hub, caller: Caller, child_id: str, *, purpose: Purpose | None = None
+    hub: Hub,
+    caller: Caller,
+    child_id: str,
+    *,
+    purpose: Purpose | None = None,
+    present: Callable[[list[ChronologyItem]], Collection[str]] | None = None,
 ) -> VisibleNarrative:
-    """Open the child's entries, decide each for the caller, redact, strip, and audit.
+    """Decide each of the child's entries for the caller, open, redact and strip what is
+    shown, and audit every decision.
 
     The story is the identity group's: a merged child is read as the child it was merged
     into, with the entries of every child merged into that one (each opened with the key of
-    the child it was linked to).
+    the child it was linked to). Decisions need only the entries' clear columns, so with
+    ``present`` (given the permitted items, unopened, it names the ones the caller will be
+    shown, e.g. one page) only those, and the involvements and contacts the child's situation
+    is read from, are opened; the other permitted items come back with no summary or data.
     """
     group = await hub.store.identity_group(child_id)
     child_id = group.child_id
-    items = await read_chronology(hub.store, hub.security.keys, group.members)
+    entries = await hub.store.narrative(group.members)
+    keys = hub.security.keys
+    if present is None:
+        items = await open_items(keys, entries)
+    else:
+        items = await open_items(keys, entries, only=lambda e: e.family in CONTEXT_FAMILIES)
     gov = governance_of(hub)
     actor = Actor.of(caller)
     prepared = await prepare_read(
@@ -93,9 +110,9 @@ async def read_visible_narrative(
     )
     purposes = (purpose,) if purpose is not None else ROLE_PURPOSES.get(caller.role, ())
     now = datetime.now(UTC)
-    shown: dict[str, ChronologyItem] = {}
-    withheld: list[str] = []
-    for each in purposes:
+    permitted: dict[str, tuple[int, Decision]] = {}  # event id -> (purpose index, decision)
+    per_purpose: list[tuple[AccessRequest, list[tuple[str, EventFacts, Decision]]]] = []
+    for n, each in enumerate(purposes):
         request = AccessRequest(
             caller.agency.id, caller.agency.kind, caller.role, each, caller.team
         )
@@ -104,48 +121,34 @@ async def read_visible_narrative(
             facts = EventFacts.of(item)
             decision = decide(request, facts, prepared.child, prepared.pack, now=now)
             decisions.append((item.event_id, facts, decision))
-            if not decision.permitted or item.event_id in shown:
-                continue
-            correction = _correction_of(item)
-            view = _item_view(item)
-            if correction is not None:  # the rules' paths are written for the replaced record
-                view["data"] = dict(correction.get("replacement") or {})
-            view = redact(view, decision.obligations)
-            if prepared.protected:
-                view, held = gov.location.for_pack(prepared.pack).apply(view, caller.role.value)
-                if held:
-                    withheld.append(item.event_id)
-            data = dict(view.get("data") or {})
-            if item.erased_at is not None:
-                summary = item.summary
-            else:
-                summary = describe_view(item.event_type, data)
-            if correction is not None and item.erased_at is None:
-                # The correction's own reason is free text: shown only when the rule lets the
-                # reader see the record whole.
-                duties = decision.obligations
-                whole = not duties.remove_fields and not duties.generalise
-                reason = str(correction.get("reason") or "") if whole else ""
-                summary += f" (Corrected: {reason})" if reason else " (Corrected.)"
-                data = {
-                    "corrected_type": correction.get("corrected_type"),
-                    "replacement": data,
-                    **({"reason": reason} if reason else {}),
-                }
-            shown[item.event_id] = ChronologyItem(
-                event_id=item.event_id,
-                event_type=item.event_type,
-                family=item.family,
-                occurred_at=item.occurred_at,
-                recorded_at=item.recorded_at,
-                agency_id=item.agency_id,
-                agency_kind=item.agency_kind,
-                summary=summary,
-                sensitivity=item.sensitivity,
-                corrects=item.corrects,
-                data=data,
-                erased_at=item.erased_at,
-            )
+            if decision.permitted and item.event_id not in permitted:
+                permitted[item.event_id] = (n, decision)
+        per_purpose.append((request, decisions))
+    visible = [i for i in items if i.event_id in permitted]
+    if present is not None:
+        wanted = set(present(visible)) | {
+            i.event_id for i in visible if i.family in CONTEXT_FAMILIES
+        }
+        closed = {
+            i.event_id for i in visible if i.event_id in wanted and i.family not in CONTEXT_FAMILIES
+        }
+        opened = await open_items(keys, [e for e in entries if e.event_id in closed])
+        by_id = {i.event_id: i for i in opened}
+        visible = [by_id.get(i.event_id, i) for i in visible]
+    else:
+        wanted = {i.event_id for i in visible}
+    withheld: list[set[str]] = [set() for _ in purposes]
+    shown: list[ChronologyItem] = []
+    for item in visible:
+        n, decision = permitted[item.event_id]
+        if item.event_id not in wanted:
+            shown.append(dataclasses.replace(item, summary="", data={}))
+            continue
+        view, held = _presented(item, decision, prepared, gov, caller)
+        if held:
+            withheld[n].add(item.event_id)
+        shown.append(view)
+    for n, (request, decisions) in enumerate(per_purpose):
         await record_read(
             gov,
             prepared,
@@ -153,13 +156,46 @@ async def read_visible_narrative(
             request=request,
             child_id=child_id,
             decisions=decisions,
-            withheld_event_ids=sorted(set(withheld)),
+            withheld_event_ids=sorted(withheld[n]),
         )
-    visible = [i for i in items if i.event_id in shown]
     return VisibleNarrative(
-        items=[shown[i.event_id] for i in visible],
+        items=shown,
         purposes=purposes,
-        withheld_location=bool(withheld),
+        withheld_location=any(withheld),
         child_id=child_id,
         merged_from=group.merged_from,
     )
+
+
+def _presented(
+    item: ChronologyItem,
+    decision: Decision,
+    prepared: PreparedRead,
+    gov: Governance,
+    caller: Caller,
+) -> tuple[ChronologyItem, bool]:
+    """The item as this caller sees it (obligations applied, protected locations held back),
+    and whether a location was held back."""
+    correction = _correction_of(item)
+    view = _item_view(item)
+    if correction is not None:  # the rules' paths are written for the replaced record
+        view["data"] = dict(correction.get("replacement") or {})
+    view = redact(view, decision.obligations)
+    held = False
+    if prepared.protected:
+        view, held = gov.location.for_pack(prepared.pack).apply(view, caller.role.value)
+    data = dict(view.get("data") or {})
+    summary = item.summary if item.erased_at is not None else describe_view(item.event_type, data)
+    if correction is not None and item.erased_at is None:
+        # The correction's own reason is free text: shown only when the rule lets the reader
+        # see the record whole.
+        duties = decision.obligations
+        whole = not duties.remove_fields and not duties.generalise
+        reason = str(correction.get("reason") or "") if whole else ""
+        summary += f" (Corrected: {reason})" if reason else " (Corrected.)"
+        data = {
+            "corrected_type": correction.get("corrected_type"),
+            "replacement": data,
+            **({"reason": reason} if reason else {}),
+        }
+    return dataclasses.replace(item, summary=summary, data=data), bool(held)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +24,7 @@ from hub.observability import get_logger
 from hub.store.repository import SqlStore, StoredEntry
 
 __all__ = [
+    "CONTEXT_FAMILIES",
     "PAYLOAD_PATH",
     "SUMMARY_PATH",
     "UNREADABLE_LINE",
@@ -31,6 +32,7 @@ __all__ = [
     "OpenedText",
     "erased_entry",
     "erased_line",
+    "open_items",
     "read_chronology",
     "seal_entry",
 ]
@@ -159,37 +161,55 @@ class NarrativeOpener:
         return OpenedText(str(opened[0]), dict(opened[1]))
 
 
-async def read_chronology(
-    store: SqlStore, keys: ChildKeyStore, child_ids: str | Sequence[str]
+CONTEXT_FAMILIES = frozenset({"involvement", "contact"})
+"""Entries whose content the child's situation is read from (spans, leads, milestones)."""
+
+
+async def open_items(
+    keys: ChildKeyStore,
+    entries: Sequence[StoredEntry],
+    *,
+    only: Callable[[StoredEntry], bool] | None = None,
 ) -> list[ChronologyItem]:
-    """A child's (or identity group's) entries opened into chronology items, in order.
+    """Entries as chronology items, in order; with ``only``, the others are left closed
+    (their clear columns kept, no summary and no data), so a read opens what it shows.
 
     Each entry is opened under the key of the child it was linked to; an erased entry keeps
     its place with its erasure line and no data.
     """
-    entries = await store.narrative(child_ids)
     opener = NarrativeOpener(keys)
     by_child: dict[str, list[int]] = {}
     for position, entry in enumerate(entries):
-        by_child.setdefault(entry.child_id, []).append(position)
+        if only is None or only(entry):
+            by_child.setdefault(entry.child_id, []).append(position)
     texts: dict[int, OpenedText] = {}
     for owner, positions in by_child.items():
         opened = await opener.open_all(owner, [entries[p] for p in positions])
         texts.update(zip(positions, opened, strict=True))
-    return [
-        ChronologyItem(
-            event_id=e.event_id,
-            event_type=e.event_type,
-            family=e.family,
-            occurred_at=e.occurred_at,
-            recorded_at=e.recorded_at,
-            agency_id=e.agency_id,
-            agency_kind=e.agency_kind,
-            summary=texts[i].summary,
-            sensitivity=tuple(e.sensitivity),
-            corrects=e.supersedes,
-            data=dict(texts[i].payload),
-            erased_at=texts[i].erased_at,
+    items: list[ChronologyItem] = []
+    for i, e in enumerate(entries):
+        text = texts.get(i)
+        items.append(
+            ChronologyItem(
+                event_id=e.event_id,
+                event_type=e.event_type,
+                family=e.family,
+                occurred_at=e.occurred_at,
+                recorded_at=e.recorded_at,
+                agency_id=e.agency_id,
+                agency_kind=e.agency_kind,
+                summary=text.summary if text else "",
+                sensitivity=tuple(e.sensitivity),
+                corrects=e.supersedes,
+                data=dict(text.payload) if text else {},
+                erased_at=text.erased_at if text else e.erased_at,
+            )
         )
-        for i, e in enumerate(entries)
-    ]
+    return items
+
+
+async def read_chronology(
+    store: SqlStore, keys: ChildKeyStore, child_ids: str | Sequence[str]
+) -> list[ChronologyItem]:
+    """A child's (or identity group's) entries, every one opened, in order."""
+    return await open_items(keys, await store.narrative(child_ids))
