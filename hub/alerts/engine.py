@@ -207,7 +207,15 @@ def _domestic_abuse(
     state: ChildAlertState,
     view: _View,
     calendar: SchoolCalendar,
+    cause: str | None,
 ) -> list[Occurrence]:
+    """Incidents about the child, and household incidents (another child's, at an address
+    this child shares) for a child with a known school.
+
+    A household incident is judged once, when it (or a correction of it) reaches the child;
+    afterwards it counts only while the mark made then is active, so a school learned of
+    later, or a full re-evaluation, never sends a late notice for it.
+    """
     found = []
     for record in view.candidates(view.every):
         if record.contact_type != "police_incident" or record.agency_kind != "police":
@@ -216,6 +224,11 @@ def _domestic_abuse(
             "domestic_abuse" not in record.sensitivity
         ):
             continue
+        if record.via_household:
+            mark = state.alerts.get(_key(rule, state.child_id, record.event_id))
+            arriving = record.event_id in (view.focus, cause)
+            if state.school is None or not (arriving or (mark is not None and mark.active)):
+                continue
         recipients, note = _recipients(rule, rules, state, [])
         connection = "household" if record.via_household else (record.role or "involved")
         found.append(
@@ -413,7 +426,7 @@ def occurrences(
         if isinstance(rule, UnscheduledCareWithPlanRule):
             found += _unscheduled_care(rule, rules, state, view)
         elif isinstance(rule, DomesticAbuseToSchoolRule):
-            found += _domestic_abuse(rule, rules, state, view, calendar)
+            found += _domestic_abuse(rule, rules, state, view, calendar, cause)
         elif isinstance(rule, AccumulatingConcernsRule):
             found += _accumulating(rule, rules, state, view, cause)
         elif isinstance(rule, MissingEpisodesRule):

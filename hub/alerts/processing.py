@@ -2,7 +2,10 @@
 
 ``AlertProcessor.handle`` is what a consumer over `hub.events` calls per batch: in one
 transaction it skips records below the saved log positions, loads the children's states,
-evaluates each event in log order, and writes alerts, states and positions together. The
+evaluates each event in log order, and writes alerts, states and positions together. A police
+incident (or a correction or retraction) is also evaluated against every other child whose
+state shares one of its household keys, found through the store's household-key index, so
+a brother not named in the notice gets his school's notice too. The
 consumer commits Kafka offsets only after it returns; a crash in between replays the batch,
 which the positions and the deterministic alert ids make harmless.
 """
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.alerts.calendar import SchoolCalendar
 from hub.alerts.engine import EngineOutcome, evaluate
@@ -73,14 +77,15 @@ class AlertProcessor:
                     await asyncio.sleep(0)  # let the consumer's heartbeats run between events
                 if item.facts is None:
                     continue
-                child_id = item.facts.child_id
-                state = states.get(child_id) or ChildAlertState(child_id=child_id)
-                new_state, produced = evaluate(
-                    state, item.facts, self._rules, now=now, calendar=self._calendar
-                )
-                if new_state is not state:
-                    states[child_id] = changed[child_id] = new_state
-                outcomes += produced
+                facts = item.facts
+                for child_id in [facts.child_id, *await self._household(conn, facts, states)]:
+                    state = states.get(child_id) or ChildAlertState(child_id=child_id)
+                    new_state, produced = evaluate(
+                        state, facts, self._rules, now=now, calendar=self._calendar
+                    )
+                    if new_state is not state:
+                        states[child_id] = changed[child_id] = new_state
+                    outcomes += produced
             positions: dict[tuple[str, int], int] = {}
             for item in fresh:
                 key = (item.topic, item.partition)
@@ -102,6 +107,42 @@ class AlertProcessor:
                     cause_event_id=outcome.cause_event_id,
                 )
         return outcomes
+
+    async def _household(
+        self, conn: AsyncConnection, facts: HubEventFacts, states: dict[str, ChildAlertState]
+    ) -> list[str]:
+        """The other children an event reaches through a household, their states loaded.
+
+        Only police incidents reach a household (the one thing household rules read), and a
+        correction or retraction reaches the children holding what it supersedes, whatever
+        address it carries: so the named child's keys are searched as well as its own.
+        """
+        incident = facts.contact is not None and facts.contact.contact_type == "police_incident"
+        if not incident and facts.supersedes is None:
+            return []
+        keys = set(facts.household_keys)
+        named = states.get(facts.child_id)
+        if facts.supersedes is not None and named is not None:
+            keys |= set(named.household_keys)
+        if not keys:
+            return []
+        members = await self._store.household_members(conn, keys)
+        members |= {c for c, s in states.items() if keys & set(s.household_keys)}
+        members.discard(facts.child_id)
+        states.update(await self._store.load_states(conn, members - states.keys()))
+        reached = sorted(
+            c
+            for c in members
+            if c in states and (incident or facts.supersedes in states[c].records)
+        )
+        if reached:
+            log.info(
+                "alerts.household_reached",
+                event_id=facts.event_id,
+                child_id=facts.child_id,
+                children=len(reached),
+            )
+        return reached
 
     async def escalate(self) -> list[AlertEscalated]:
         """Take every escalation step due now (call it every minute or so)."""

@@ -169,10 +169,19 @@ def fold(state: ChildAlertState, facts: HubEventFacts) -> ChildAlertState:
 
     Facts about another child count only as a household incident: when they share a household
     key with this child, their contact is kept with ``via_household``; everything else about
-    another child is ignored.
+    another child is ignored. A correction or retraction of a contact kept that way applies
+    whatever address it carries: a retraction removes it, and a correction that places it
+    at another address (keys, none shared) or makes it no contact removes it too.
     """
     own = facts.child_id == state.child_id
-    if not own and not set(facts.household_keys) & set(state.household_keys):
+    shared = bool(set(facts.household_keys) & set(state.household_keys))
+    held = (
+        not own
+        and facts.supersedes is not None
+        and facts.supersedes in state.records
+        and state.records[facts.supersedes].via_household
+    )
+    if not own and not shared and not held:
         return state
     records = dict(state.records)
     superseded = dict(state.superseded)
@@ -185,8 +194,11 @@ def fold(state: ChildAlertState, facts: HubEventFacts) -> ChildAlertState:
             records.pop(target, None)
         else:
             record = _record(facts, target, via_household=not own)
-            if record is not None and (own or record.contact_type is not None):
+            here = own or shared or not facts.household_keys
+            if record is not None and here and (own or record.contact_type is not None):
                 records[target] = record
+            elif not own:
+                records.pop(target, None)  # no longer a household contact of this child
         superseded[target] = Supersession(
             by=facts.event_id, recorded_at=facts.recorded_at, retracted=facts.is_retraction
         )

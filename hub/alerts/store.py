@@ -3,7 +3,9 @@
 ``apply`` writes the engine's and escalation's outcomes, the children's new states and the log
 positions in one transaction (like the narrative projector's ``projection_positions``), so a
 restart resumes exactly where the last commit left off. Applying the same outcome twice
-changes nothing. ``alert_events.seq`` orders every step; on PostgreSQL writers take a
+changes nothing. ``alert_household_keys`` mirrors each saved state's household keys, so the
+children at an address are found by key (``household_members``). ``alert_events.seq`` orders
+every step; on PostgreSQL writers take a
 transaction-level advisory lock before appending, so sequence numbers become visible in order
 and a reader resuming after ``seq`` (SSE ``Last-Event-ID``) never skips a step.
 """
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, select, text, update
+from sqlalchemy import and_, delete, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -31,7 +33,13 @@ from hub.alerts.model import (
     Recipient,
 )
 from hub.alerts.state import ChildAlertState
-from hub.alerts.tables import alert_child_states, alert_events, alert_recipients, alerts
+from hub.alerts.tables import (
+    alert_child_states,
+    alert_events,
+    alert_household_keys,
+    alert_recipients,
+    alerts,
+)
 from hub.store.schema import projection_positions
 from hub.store.times import as_utc
 
@@ -153,18 +161,68 @@ class AlertStore:
     async def load_states(
         self, conn: AsyncConnection, child_ids: Iterable[str]
     ) -> dict[str, ChildAlertState]:
-        """The saved engine states of these children (absent: never seen)."""
+        """The saved engine states of these children (absent: never seen).
+
+        On PostgreSQL the rows stay locked until the transaction ends: a household incident
+        lets a consumer of one partition write the state of a child keyed to another, so two
+        consumers must not both read and rewrite one state.
+        """
         ids = sorted(set(child_ids))
         found: dict[str, ChildAlertState] = {}
         for start in range(0, len(ids), _CHUNK):
-            rows = await conn.execute(
-                select(alert_child_states.c.child_id, alert_child_states.c.state).where(
-                    alert_child_states.c.child_id.in_(ids[start : start + _CHUNK])
-                )
+            query = select(alert_child_states.c.child_id, alert_child_states.c.state).where(
+                alert_child_states.c.child_id.in_(ids[start : start + _CHUNK])
             )
+            if self._pg:
+                query = query.order_by(alert_child_states.c.child_id).with_for_update()
+            rows = await conn.execute(query)
             for row in rows:
                 found[row.child_id] = ChildAlertState.model_validate_json(row.state)
         return found
+
+    async def household_members(self, conn: AsyncConnection, keys: Iterable[str]) -> set[str]:
+        """The children whose saved states hold any of these household keys (a keyed lookup)."""
+        wanted = sorted(set(keys))
+        found: set[str] = set()
+        for start in range(0, len(wanted), _CHUNK):
+            rows = await conn.execute(
+                select(alert_household_keys.c.child_id).where(
+                    alert_household_keys.c.key.in_(wanted[start : start + _CHUNK])
+                )
+            )
+            found.update(rows.scalars())
+        return found
+
+    async def _index_households(
+        self, conn: AsyncConnection, states: Mapping[str, ChildAlertState]
+    ) -> None:
+        """Make ``alert_household_keys`` say what these states' household keys say."""
+        ids = sorted(states)
+        held: set[tuple[str, str]] = set()
+        for start in range(0, len(ids), _CHUNK):
+            rows = await conn.execute(
+                select(alert_household_keys.c.key, alert_household_keys.c.child_id).where(
+                    alert_household_keys.c.child_id.in_(ids[start : start + _CHUNK])
+                )
+            )
+            held.update((r.key, r.child_id) for r in rows)
+        wanted = {(k, c) for c, s in states.items() for k in s.household_keys}
+        added, gone = sorted(wanted - held), sorted(held - wanted)
+        if added:
+            await conn.execute(
+                self._insert(alert_household_keys).on_conflict_do_nothing(
+                    index_elements=["key", "child_id"]
+                ),
+                [{"key": k, "child_id": c} for k, c in added],
+            )
+        for start in range(0, len(gone), _CHUNK):
+            await conn.execute(
+                delete(alert_household_keys).where(
+                    tuple_(alert_household_keys.c.key, alert_household_keys.c.child_id).in_(
+                        gone[start : start + _CHUNK]
+                    )
+                )
+            )
 
     async def apply(
         self,
@@ -178,7 +236,8 @@ class AlertStore:
         """Write outcomes, states and positions in the caller's transaction; idempotent.
 
         ``positions`` maps (topic, partition) to the next offset to apply; a position never
-        moves backwards. Returns how many alert steps were recorded.
+        moves backwards. Each state written also updates the household-key index. Returns how
+        many alert steps were recorded.
         """
         if outcomes:
             await self._lock_appends(conn)
@@ -209,6 +268,7 @@ class AlertStore:
                     for c, s in sorted(states.items())
                 ],
             )
+            await self._index_households(conn, states)
         if positions:
             done = await self.positions(conn)
             forward = {k: v for k, v in positions.items() if v > done.get(k, 0)}

@@ -1,4 +1,5 @@
-"""The alert store's tables (SQLAlchemy Core, on the shared metadata); migration 0004 makes them.
+"""The alert store's tables (SQLAlchemy Core, on the shared metadata); migrations 0004 and
+0011 (``alert_household_keys``) make them.
 
 Log positions go in the shared ``projection_positions`` table under the projection ``alerts``.
 """
@@ -9,7 +10,13 @@ from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer,
 
 from hub.store.schema import metadata
 
-__all__ = ["alert_child_states", "alert_events", "alert_recipients", "alerts"]
+__all__ = [
+    "alert_child_states",
+    "alert_events",
+    "alert_household_keys",
+    "alert_recipients",
+    "alerts",
+]
 
 _SEQ = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
 
@@ -69,4 +76,14 @@ alert_child_states = Table(
     Column("child_id", String(64), primary_key=True),
     Column("state", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Which children's saved states hold each opaque household key (ChildAlertState.household_keys),
+# so an incident at an address finds the other children there by key, not by a scan of states.
+alert_household_keys = Table(
+    "alert_household_keys",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("child_id", String(64), primary_key=True),
+    Index("ix_alert_household_keys_child_id", "child_id", "key"),
 )

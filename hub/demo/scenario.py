@@ -253,10 +253,6 @@ EXPECTED_ALERTS: tuple[ExpectedAlert, ...] = (
         "oscar",
         "northshire-police:NP-26-011842:NPP-410977:contact",
         "agency:northshire-primary:designated_safeguarding_lead",
-        known_gap=(
-            "household: AlertProcessor.handle evaluates an event only against its own "
-            "child's state, so fold() never sees the incident for the sibling at the address"
-        ),
     ),
     ExpectedAlert(
         "accumulating_concerns",

@@ -1,21 +1,27 @@
-"""The alert store on SQLite and PostgreSQL: exactly one alert per occurrence, inbox, steps."""
+"""The alert store on SQLite and PostgreSQL: exactly one alert per occurrence, inbox, steps,
+and household incidents reaching every child at the address."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import func, select
 
+import hub.store.db as db_module
 from hub.alerts.calendar import load_calendar
 from hub.alerts.model import AlertStatus
 from hub.alerts.processing import AlertProcessor, PositionedFacts
 from hub.alerts.rules import load_rules
+from hub.alerts.state import ChildAlertState
 from hub.alerts.store import AlertNotFound, AlertNotOpen, AlertStore
-from hub.alerts.tables import alert_child_states, alert_events, alerts
+from hub.alerts.tables import alert_child_states, alert_events, alert_household_keys, alerts
 from hub.store.db import create_engine, migrate
 from tests.support.databases import BACKENDS, fresh_database_url
 from tests.unit.alerts.conftest import (
@@ -23,8 +29,10 @@ from tests.unit.alerts.conftest import (
     RULES_FILE,
     T0,
     attendance,
+    incident,
     plan,
     retraction,
+    school_contact,
 )
 
 pytestmark = pytest.mark.integration
@@ -197,3 +205,150 @@ class TestAcknowledgeAndEscalate:
         await processor.handle(batch(retraction("health:rtr-1", "health:ed-1"), start=2))
         with pytest.raises(AlertNotOpen):
             await store.acknowledge(raised.alert_id, "sw-1", now=clock.now)
+
+
+# --- Households: an incident about one child reaches the other children at the address ------
+RUBY, OSCAR, THEO = "ch-ruby", "ch-oscar", "ch-theo"
+HOME, ELSEWHERE = "addr:quarry", "addr:elsewhere"
+NIGHT = T0 + timedelta(hours=12)  # Monday 22:00: due Tuesday 09:00
+DSL = "agency:northshire-primary:designated_safeguarding_lead"
+
+
+def at_home(facts, child_id: str, *keys: str):
+    return replace(facts, child_id=child_id, household_keys=keys or (HOME,))
+
+
+def pupil_of(child_id: str, event_id: str, *keys: str):
+    return at_home(school_contact(event_id), child_id, *keys)
+
+
+def notice(event_id: str = "police:inc-1", *keys: str):
+    return at_home(incident(event_id, NIGHT), RUBY, *keys)
+
+
+async def index(store: AlertStore) -> set[tuple[str, str]]:
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(
+            select(alert_household_keys.c.key, alert_household_keys.c.child_id)
+        )
+        return {(r.key, r.child_id) for r in rows}
+
+
+class TestHouseholdKeyIndex:
+    """alert_household_keys mirrors the saved states' household keys."""
+
+    async def test_kept_in_step_with_states(self, store, processor):
+        """Each state written adds its keys; members are found by key."""
+        await processor.handle(
+            batch(pupil_of(RUBY, "school:r"), pupil_of(OSCAR, "school:o", HOME, ELSEWHERE))
+        )
+        assert await index(store) == {(HOME, RUBY), (HOME, OSCAR), (ELSEWHERE, OSCAR)}
+        async with store.engine.connect() as conn:
+            assert await store.household_members(conn, [HOME]) == {RUBY, OSCAR}
+            assert await store.household_members(conn, [ELSEWHERE, "addr:none"]) == {OSCAR}
+            assert await store.household_members(conn, []) == set()
+
+    async def test_a_state_losing_a_key_drops_its_row(self, store):
+        """apply writes what the state says (a rebuilt state may hold fewer keys)."""
+        both = ChildAlertState(child_id=OSCAR, household_keys=(ELSEWHERE, HOME))
+        async with store.engine.begin() as conn:
+            await store.apply(conn, [], states={OSCAR: both}, now=T0)
+        async with store.engine.begin() as conn:
+            one = both.model_copy(update={"household_keys": (HOME,)})
+            await store.apply(conn, [], states={OSCAR: one}, now=T0)
+        assert await index(store) == {(HOME, OSCAR)}
+
+    async def test_the_migration_fills_it_from_saved_states(self, store, tmp_path):
+        """A store upgraded from 0004 finds the children already at each address."""
+        backend = "postgresql" if store.engine.dialect.name == "postgresql" else "sqlite"
+        url = await fresh_database_url(backend, tmp_path / "upgrade")
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_upgrade_to, url, "0004")
+                await conn.execute(
+                    alert_child_states.insert(),
+                    [
+                        {"child_id": c, "state": s.model_dump_json(exclude_defaults=True),
+                         "updated_at": T0}
+                        for c, s in {
+                            OSCAR: ChildAlertState(child_id=OSCAR, household_keys=(HOME,)),
+                            THEO: ChildAlertState(child_id=THEO),
+                        }.items()
+                    ],
+                )  # fmt: skip
+            await migrate(engine)
+            assert await index(AlertStore(engine)) == {(HOME, OSCAR)}
+        finally:
+            await engine.dispose()
+
+
+def _upgrade_to(connection, url: str, revision: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(db_module.__file__).parent / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, revision)
+
+
+class TestHouseholdNotice:
+    """The sibling's school hears once; retraction withdraws both; no school, no notice."""
+
+    async def test_the_sibling_saved_earlier_gets_a_notice(self, store, processor):
+        """Oscar's state is saved in an earlier batch on another partition."""
+        await processor.handle(batch(pupil_of(OSCAR, "school:o"), partition=1))
+        out = await processor.handle(batch(pupil_of(RUBY, "school:r"), notice()))
+        assert sorted((o.child_id, o.reason, o.trigger_event_ids) for o in out) == [
+            (OSCAR, "household", ("police:inc-1",)),
+            (RUBY, "child_present", ("police:inc-1",)),
+        ]
+        alerts_now = {i.alert.child_id: i.alert for i in await store.inbox([DSL])}
+        assert sorted(alerts_now) == [OSCAR, RUBY]
+        assert alerts_now[OSCAR].due_at == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+
+    async def test_the_sibling_seen_earlier_in_the_same_batch(self, store, processor):
+        """Keys not yet in the index are found among the batch's own states."""
+        out = await processor.handle(batch(pupil_of(OSCAR, "school:o"), notice()))
+        assert sorted(o.child_id for o in out) == [OSCAR, RUBY]
+
+    async def test_redelivery_and_restart_give_one_alert_per_child(self, store, processor):
+        """The batch again, at new offsets, and through a new processor: still two alerts."""
+        records = batch(pupil_of(OSCAR, "school:o"), pupil_of(RUBY, "school:r"), notice())
+        assert len(await processor.handle(records)) == 2
+        assert await processor.handle(records) == []
+        assert await processor.handle(batch(notice(), start=3)) == []
+        restarted = AlertProcessor(
+            store=AlertStore(store.engine),
+            rules=load_rules(RULES_FILE),
+            calendar=load_calendar(CALENDAR_FILE),
+            clock=lambda: T0 + timedelta(days=1),
+        )
+        assert await restarted.handle(batch(notice(), start=4, partition=2)) == []
+        assert (await count(store, alerts), await count(store, alert_events)) == (2, 2)
+
+    async def test_a_retraction_withdraws_the_sibling_s_notice(self, store, processor):
+        """Police retract the notice (no address on the retraction): both alerts withdrawn."""
+        await processor.handle(
+            batch(pupil_of(OSCAR, "school:o"), pupil_of(RUBY, "school:r"), notice())
+        )
+        gone = replace(retraction("police:rtr-1", "police:inc-1"), child_id=RUBY)
+        out = await processor.handle(batch(gone, start=3))
+        assert sorted((type(o).__name__, o.child_id) for o in out) == [
+            ("AlertWithdrawn", OSCAR),
+            ("AlertWithdrawn", RUBY),
+        ]
+        assert await store.open_alerts([DSL]) == []
+
+    async def test_no_school_no_other_address_no_other_contact(self, store, processor):
+        """Theo (health only) and a child elsewhere get nothing; Ruby's A&E visit reaches no one."""
+        theo = at_home(attendance("health:theo", T0 - timedelta(days=3)), THEO)
+        away = pupil_of(OSCAR, "school:o", ELSEWHERE)
+        await processor.handle(batch(theo, away))
+        async with store.engine.connect() as conn:
+            before = await store.load_states(conn, [THEO])
+        ruby_ed = at_home(attendance("health:ruby", T0), RUBY)
+        assert await processor.handle(batch(ruby_ed, start=2)) == []
+        async with store.engine.connect() as conn:
+            assert await store.load_states(conn, [THEO]) == before
+        out = await processor.handle(batch(notice(), start=3))
+        assert [(o.child_id, o.reason) for o in out] == [(RUBY, "no_school_known")]
