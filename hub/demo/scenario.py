@@ -42,8 +42,11 @@ class DemoFile:
     """One native file of the scenario, the agency that sends it, and its load wave.
 
     Waves go in order so identity resolves as it would in life: schools first (UPN and name),
-    then health and police (matched on name, birth date and address), then the CIN census
-    (UPN only, no names), each wave stored before the next is sent.
+    then health and police (matched on name, birth date and address), then children's social
+    care's daily exports (worker allocations, SSDA903 looked-after episodes), then the yearly
+    CIN census (UPN only, no names), each wave stored before the next is sent. The allocation
+    goes before the census because an alert, once raised, keeps its recipients: the lead must be
+    known when the plan first opens in the hub.
     """
 
     name: str
@@ -57,7 +60,9 @@ FILES: tuple[DemoFile, ...] = (
     DemoFile("school_concerns.csv", "northshire-primary", AgencyKind.schools, 1),
     DemoFile("health_attendances.fhir.json", "northshire-health", AgencyKind.health, 2),
     DemoFile("police_notices.csv", "northshire-police", AgencyKind.police, 3),
-    DemoFile("cin_census.xml", "northshire-cs", AgencyKind.childrens_services, 4),
+    DemoFile("allocations.csv", "northshire-cs", AgencyKind.childrens_services, 4),
+    DemoFile("looked_after_episodes.csv", "northshire-cs", AgencyKind.childrens_services, 4),
+    DemoFile("cin_census.xml", "northshire-cs", AgencyKind.childrens_services, 5),
 )
 
 
@@ -114,8 +119,9 @@ CHILDREN: tuple[DemoChild, ...] = (
         household="Harper, 12 Orchard Row, Northtown",
         lookup="upn:C938000008101",
         story=(
-            "On a child protection plan (neglect) since June; taken to A&E with a scald "
-            "three days before the reference day: the CP-IS style unscheduled-care alert."
+            "On a child protection plan (neglect) since June, allocated to social worker Sam "
+            "Practitioner; taken to A&E with a scald three days before the reference day: the "
+            "CP-IS style unscheduled-care alert, to Sam and the duty team."
         ),
         event_ids=(
             _ctf_attendance("C938000008101"),
@@ -130,6 +136,7 @@ CHILDREN: tuple[DemoChild, ...] = (
                 "s47-0:ended",
                 "cpp-0:started",
             ),
+            "northshire-cs:allocation:ALC-26-0417",
         ),
     ),
     DemoChild(
@@ -182,8 +189,9 @@ CHILDREN: tuple[DemoChild, ...] = (
         household="foster carers, 22 Birch Avenue, Eastleigh",
         lookup="upn:J938000008105",
         story=(
-            "Looked after, living with foster carers; reported missing four days before the "
-            "reference day (and once in June), a child in need on the CIN census."
+            "Looked after since March (SSDA903 episodes), living with foster carers; reported "
+            "missing four days before the reference day (and once in June): one episode of a "
+            "looked-after child is enough for the missing-episodes alert."
         ),
         event_ids=(
             _ctf_attendance("J938000008105"),
@@ -197,6 +205,7 @@ CHILDREN: tuple[DemoChild, ...] = (
                 "assessment-0:ended",
                 "cin-plan-0:started",
             ),
+            "northshire-cs:ssda903:NCS0081055:2026-03-02:started",
         ),
     ),
     DemoChild(
@@ -236,11 +245,7 @@ EXPECTED_ALERTS: tuple[ExpectedAlert, ...] = (
         "unscheduled_care_with_plan",
         "leo",
         "northshire-health:encounter:ed-26-004417",
-        "practitioner:<allocated social worker>",
-        known_gap=(
-            "lead_practitioner: the CIN census names no practitioner, so the CP plan "
-            "involvement has no lead and only the duty team hears"
-        ),
+        "practitioner:sam.practitioner@northshire.example",
     ),
     ExpectedAlert(
         "domestic_abuse_to_school",
@@ -265,10 +270,6 @@ EXPECTED_ALERTS: tuple[ExpectedAlert, ...] = (
         "kayden",
         "northshire-police:NP-26-011790:NPP-410552:contact",
         "team:northshire-cs:duty",
-        known_gap=(
-            "looked_after: no adapter sends a looked_after involvement (the CIN census has "
-            "no looked-after module; SSDA903 is not read), so one episode is not enough"
-        ),
     ),
 )
 """The alerts a reader of the scenario expects; ``known_gap`` marks those the hub misses."""
