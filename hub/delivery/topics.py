@@ -173,6 +173,9 @@ class TopicDeliveryProcessor:
         prepared: dict[str, PreparedRead] = {}
         permitted: list[tuple[Subscriber, DeliveryEvent, EventFacts, Decision, PreparedRead]] = []
         denied = duplicates = 0
+        # Decisions not to share are audited too (one record per subscriber and child), so a
+        # rules dry-run can show the deliveries a change would add.
+        withheld: dict[tuple[str, str], list[tuple[str, EventFacts, Decision]]] = {}
         for event in events:
             facts = EventFacts.of(event.envelope)
             if self._subscribers and event.child_id not in prepared:
@@ -192,7 +195,10 @@ class TopicDeliveryProcessor:
                     permitted.append((sub, event, facts, decision, ready))
                     continue
                 denied += 1
-                log.info(
+                withheld.setdefault((sub.id, event.child_id), []).append(
+                    (event.envelope.id, facts, decision)
+                )
+                log.debug(
                     "delivery.not_permitted",
                     subscriber_id=sub.id,
                     event_id=event.envelope.id,
@@ -218,8 +224,8 @@ class TopicDeliveryProcessor:
             seen.add(row.delivery_id)
             sent.append(await self._send(sub, event, facts, decision, ready, row))
         await asyncio.gather(*(s.future for s in sent))  # the broker has every copy
-        if sent:
-            await self._record(sent)
+        if sent or withheld:
+            await self._record(sent, self._withheld_entries(withheld, prepared))
         for s in sent:
             log.info(
                 "delivery.pushed",
@@ -264,8 +270,27 @@ class TopicDeliveryProcessor:
             row, sub, event.envelope.id, event.child_id, facts, decision, ready, topic, future
         )
 
-    async def _record(self, sent: Sequence[_Sent]) -> None:
-        """Mark every copy delivered and audit it, in one transaction."""
+    def _withheld_entries(
+        self,
+        withheld: Mapping[tuple[str, str], list[tuple[str, EventFacts, Decision]]],
+        prepared: Mapping[str, PreparedRead],
+    ) -> list[AuditEntry]:
+        by_id = {s.id: s for s in self._subscribers}
+        return [
+            delivery_entry(
+                action=AuditAction.delivery_withheld,
+                subscriber=by_id[sub_id],
+                child_id=child_id,
+                prepared=prepared[child_id],
+                decisions=decisions,
+                extra={"subscriber_id": sub_id},
+            )
+            for (sub_id, child_id), decisions in sorted(withheld.items())
+        ]
+
+    async def _record(self, sent: Sequence[_Sent], withheld: Sequence[AuditEntry] = ()) -> None:
+        """Mark every copy delivered and audit it (and the decisions not to share), in one
+        transaction."""
         entries = [
             delivery_entry(
                 action=AuditAction.delivery_pushed,
@@ -282,7 +307,8 @@ class TopicDeliveryProcessor:
             for s in sent
         ]
         async with self._store.engine.begin() as conn:
-            await self._store.mark_delivered_many(
-                conn, [(s.row.delivery_id, s.row.attempts + 1) for s in sent]
-            )
-            await self._gov.trail.append_in(conn, entries)
+            if sent:
+                await self._store.mark_delivered_many(
+                    conn, [(s.row.delivery_id, s.row.attempts + 1) for s in sent]
+                )
+            await self._gov.trail.append_in(conn, [*entries, *withheld])

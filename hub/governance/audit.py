@@ -56,6 +56,7 @@ class AuditAction(StrEnum):
     narrative_read = "narrative.read"
     alert_delivered = "alert.delivered"
     delivery_pushed = "delivery.pushed"
+    delivery_withheld = "delivery.withheld"
     rules_applied = "rules.applied"
     consent_recorded = "consent.recorded"
     break_glass_used = "break_glass.used"
@@ -69,7 +70,12 @@ class AuditAction(StrEnum):
 
 
 DISCLOSURE_ACTIONS = frozenset(
-    {AuditAction.narrative_read, AuditAction.alert_delivered, AuditAction.delivery_pushed}
+    {
+        AuditAction.narrative_read,
+        AuditAction.alert_delivered,
+        AuditAction.delivery_pushed,
+        AuditAction.delivery_withheld,
+    }
 )
 """Actions whose records carry per-event decisions (replayed by dry-run, listed by SAR)."""
 

@@ -292,7 +292,8 @@ class TestProtected:
 
 class TestDenied:
     async def test_nothing_published_ids_logged(self, world: World) -> None:
-        """A health event no rule shares: nothing published, no ledger row, ids-only log."""
+        """A health event no rule shares: nothing published, no ledger row, ids-only log, and
+        the decision not to share audited per subscriber (so a dry-run can replay it)."""
         event = police_concern(2, kind="health", tags=("domestic_abuse",))
         with capture_logs() as logs:
             counts = await world.processor.handle_batch([DeliveryEvent(CHILD, event)])
@@ -304,7 +305,7 @@ class TestDenied:
         assert denied == [
             {
                 "event": "delivery.not_permitted",
-                "log_level": "info",
+                "log_level": "debug",
                 "subscriber_id": sub,
                 "event_id": event.id,
                 "child_id": CHILD,
@@ -314,7 +315,18 @@ class TestDenied:
             for sub in ("school-dsl", "nurse")
         ]
         records = [r async for r in world.gov.trail.records(child_id=CHILD)]
-        assert [r.body["action"] for r in records] == []
+        assert sorted(
+            (
+                r.body["action"],
+                r.body["extra"]["subscriber_id"],
+                r.body["effect"],
+                [(d["event_id"], d["effect"]) for d in r.body["disclosures"]],
+            )
+            for r in records
+        ) == [
+            ("delivery.withheld", sub, "deny", [(event.id, "deny")])
+            for sub in ("nurse", "school-dsl")
+        ]
 
 
 class TestFaults:
