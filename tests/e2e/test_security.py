@@ -300,14 +300,15 @@ class TestKekRotation:
             first, _ = await child_with_entries(client, hub, 301, 1)
             rotated = hub.run_cli("keys", "kek-rotate")
             assert rotated.returncode == 0, rotated.stderr
-            assert "current KEK kek-0002; 1 data keys re-wrapped" in rotated.stdout
+            # The child's key and the hub's identity-index key (person records are sealed).
+            assert "current KEK kek-0002; 2 data keys re-wrapped" in rotated.stdout
             await submit(client, hub, sign_as_dev(concern(2, nhs_seed=302)))
             second, _ = await child_with_entries(client, hub, 302, 1)
             hub.stop()
             destroyed = hub.run_cli("keys", "kek-destroy", "kek-0001", "--yes")
             assert destroyed.returncode == 0, destroyed.stderr
             listed = hub.run_cli("keys", "kek-list")
-            assert listed.stdout.splitlines() == ["kek-0002 (current): 2 data keys"]
+            assert listed.stdout.splitlines() == ["kek-0002 (current): 3 data keys"]
             replayed = hub.run_cli("replay")
             assert replayed.returncode == 0, replayed.stderr
             hub.start()
