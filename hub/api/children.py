@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import PlainTextResponse
@@ -66,6 +66,24 @@ class NarrativeItem(BaseModel):
     corrects: str | None
     data: dict[str, object]
     erased_at: datetime | None = None
+
+    @classmethod
+    def fields_of(cls, item: ChronologyItem) -> dict[str, Any]:
+        """The response fields of a decided, redacted chronology item."""
+        return {
+            "event_id": item.event_id,
+            "event_type": item.event_type,
+            "family": item.family,
+            "occurred_at": item.occurred_at,
+            "recorded_at": item.recorded_at,
+            "agency_id": item.agency_id,
+            "agency_kind": item.agency_kind,
+            "summary": item.summary,
+            "sensitivity": list(item.sensitivity),
+            "corrects": item.corrects,
+            "data": item.data,
+            "erased_at": item.erased_at,
+        }
 
 
 class Practitioner(BaseModel):
@@ -181,6 +199,14 @@ def _query(
     )
 
 
+async def ensure_readable(hub: HubDep, caller: CurrentCaller, child_id: str) -> None:
+    """403 for agency systems (they submit, they do not read), 404 for an unknown child."""
+    if caller.role is Role.agency_system:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "agency systems cannot read narratives")
+    if len(child_id) > 64 or not await hub.store.child_exists(child_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such child")
+
+
 async def _visible(
     hub: HubDep,
     caller: CurrentCaller,
@@ -189,10 +215,7 @@ async def _visible(
     *,
     present: Callable[[list[ChronologyItem]], Collection[str]] | None = None,
 ) -> VisibleNarrative:
-    if caller.role is Role.agency_system:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "agency systems cannot read narratives")
-    if len(child_id) > 64 or not await hub.store.child_exists(child_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such child")
+    await ensure_readable(hub, caller, child_id)
     return await read_visible_narrative(hub, caller, child_id, purpose=purpose, present=present)
 
 
@@ -261,23 +284,7 @@ async def read_narrative(
         total=len(chosen),
         page=page,
         page_size=page_size,
-        entries=[
-            NarrativeItem(
-                event_id=i.event_id,
-                event_type=i.event_type,
-                family=i.family,
-                occurred_at=i.occurred_at,
-                recorded_at=i.recorded_at,
-                agency_id=i.agency_id,
-                agency_kind=i.agency_kind,
-                summary=i.summary,
-                sensitivity=list(i.sensitivity),
-                corrects=i.corrects,
-                data=i.data,
-                erased_at=i.erased_at,
-            )
-            for i in window
-        ],
+        entries=[NarrativeItem(**NarrativeItem.fields_of(i)) for i in window],
     )
 
 

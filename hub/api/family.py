@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from hub.api.children import NarrativeItem
+from hub.api.children import NarrativeItem, ensure_readable
 from hub.api.deps import CurrentCaller, HubDep
 from hub.api.narrative_access import read_visible_narrative
 from hub.domain.chronology import ChronologyItem
 from hub.domain.family import household_children
-from hub.domain.roles import Role
 from hub.identity.store import IdentityStore
 from hub.observability import get_logger
 from hub.sharing import Purpose
@@ -62,22 +61,7 @@ class Family(BaseModel):
 
 
 def _entry(item: ChronologyItem, via: str, connection: str) -> FamilyEntry:
-    return FamilyEntry(
-        event_id=item.event_id,
-        event_type=item.event_type,
-        family=item.family,
-        occurred_at=item.occurred_at,
-        recorded_at=item.recorded_at,
-        agency_id=item.agency_id,
-        agency_kind=item.agency_kind,
-        summary=item.summary,
-        sensitivity=list(item.sensitivity),
-        corrects=item.corrects,
-        data=item.data,
-        erased_at=item.erased_at,
-        via_child_id=via,
-        connection=connection,
-    )
+    return FamilyEntry(**NarrativeItem.fields_of(item), via_child_id=via, connection=connection)
 
 
 @router.get(
@@ -96,10 +80,7 @@ async def read_family(
     purpose: Annotated[Purpose | None, Query(description="Default: your role's purposes.")] = None,
 ) -> Family:
     """Other children sharing the child's household, each entry saying how it is connected."""
-    if caller.role is Role.agency_system:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "agency systems cannot read narratives")
-    if len(child_id) > 64 or not await hub.store.child_exists(child_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such child")
+    await ensure_readable(hub, caller, child_id)
     group = await hub.store.identity_group(child_id)
     links = await IdentityStore(hub.store.engine).household_around(group.members)
     members: list[FamilyMember] = []
