@@ -60,6 +60,11 @@ class Family(BaseModel):
     entries: list[FamilyEntry]
 
 
+def _concerns(items: list[ChronologyItem]) -> list[str]:
+    """The entries of another child the family view shows (only these are opened)."""
+    return [i.event_id for i in items if i.family in FAMILY_FAMILIES]
+
+
 def _entry(item: ChronologyItem, via: str, connection: str) -> FamilyEntry:
     return FamilyEntry(**NarrativeItem.fields_of(item), via_child_id=via, connection=connection)
 
@@ -86,7 +91,9 @@ async def read_family(
     members: list[FamilyMember] = []
     entries: list[FamilyEntry] = []
     for member in household_children(links, group.members)[:MAX_MEMBERS]:
-        visible = await read_visible_narrative(hub, caller, member.child_id, purpose=purpose)
+        visible = await read_visible_narrative(
+            hub, caller, member.child_id, purpose=purpose, present=_concerns
+        )
         if not visible.items:
             continue
         shown = [i for i in visible.items if i.family in FAMILY_FAMILIES]
