@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from hub.api.deps import CurrentCaller
 from hub.observability import get_logger
+from hub.settings import Settings
 
 __all__ = [
     "PROBLEM_TYPE",
@@ -167,15 +168,6 @@ class RateLimited(Exception):
         }
 
 
-_CONFIG_FIELDS = (
-    "enabled",
-    "agency_per_minute",
-    "agency_burst",
-    "caller_per_minute",
-    "caller_burst",
-)
-
-
 @dataclass(frozen=True, slots=True)
 class RateLimitConfig:
     """The limits in force; read from ``Settings`` fields ``rate_limit_*`` (see module doc)."""
@@ -187,14 +179,14 @@ class RateLimitConfig:
     caller_burst: int = 200
 
     @classmethod
-    def from_settings(cls, settings: object) -> RateLimitConfig:
-        """Read ``settings.rate_limit_<field>``; a field the settings lack keeps its default."""
-        defaults = cls()
+    def from_settings(cls, settings: Settings) -> RateLimitConfig:
+        """The limits named by the hub's ``rate_limit_*`` settings."""
         return cls(
-            **{
-                name: getattr(settings, f"rate_limit_{name}", getattr(defaults, name))
-                for name in _CONFIG_FIELDS
-            }
+            enabled=settings.rate_limit_enabled,
+            agency_per_minute=settings.rate_limit_agency_per_minute,
+            agency_burst=settings.rate_limit_agency_burst,
+            caller_per_minute=settings.rate_limit_caller_per_minute,
+            caller_burst=settings.rate_limit_caller_burst,
         )
 
 
