@@ -21,7 +21,6 @@ from hub.delivery import (
     DeliveryParts,
     ProjectThenDeliver,
     build_delivery,
-    load_delivery_settings,
     run_webhooks,
 )
 from hub.governance.retention import build_retention_runner, run_retention_periodically
@@ -112,7 +111,7 @@ class Hub:
             self._webhooks = asyncio.create_task(
                 run_webhooks(
                     self.delivery.dispatcher,
-                    every_seconds=self.delivery.settings.webhook_interval_seconds,
+                    every_seconds=self.settings.webhook_interval_seconds,
                 ),
                 name="webhooks",
             )
@@ -181,7 +180,6 @@ def build_hub(settings: Settings, role: ProcessRole = ProcessRole.all) -> Hub:
         store=store,
         security=security,
         publish=streams.publish,
-        delivery_settings=load_delivery_settings(),
     )
     streams.declare_deliver_topics([s.name for s in delivery.topic_specs])
     if role in (ProcessRole.all, ProcessRole.ingest):

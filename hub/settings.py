@@ -62,6 +62,24 @@ class Settings(BaseSettings):
     retention_dead_letter_days: int = Field(
         default=90, ge=1, description="Dead letters older than this are erased (month keys)."
     )
+    subscribers_file: Path | None = Field(
+        default=None, description="Subscribers YAML; unset: deploy/subscribers/northshire.yaml."
+    )
+    deliver_partitions: int = Field(default=3, ge=1, description="Partitions of deliver topics.")
+    deliver_retention_days: int = Field(default=14, ge=1, description="Deliver topic retention.")
+    webhook_attempts: int = Field(default=8, ge=1, le=50, description="Attempts before dead.")
+    webhook_base_delay_seconds: float = Field(
+        default=2.0, gt=0, description="Delay before the 2nd attempt; doubles each time."
+    )
+    webhook_max_delay_seconds: float = Field(
+        default=900.0, gt=0, description="Cap on one back-off delay."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Connect/read timeout of one POST."
+    )
+    webhook_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often due webhook deliveries are looked for."
+    )
     rate_limit_enabled: bool = Field(default=True, description="Refuse over-limit calls (429).")
     rate_limit_agency_per_minute: float = Field(
         default=600.0, description="Sustained submissions per agency a minute."

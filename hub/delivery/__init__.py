@@ -7,12 +7,10 @@ and written to the audit trail. ``api`` is the operator's view of the ledger.
 
 from hub.delivery.backoff import RetryPolicy
 from hub.delivery.config import (
-    DeliverySettings,
     Subscriber,
     SubscriberConfigError,
     SubscriberKind,
     Subscribers,
-    load_delivery_settings,
     load_subscribers,
 )
 from hub.delivery.consumer import DeliveryConsumer, ProjectThenDeliver
@@ -38,7 +36,6 @@ __all__ = [
     "DeliveryCounts",
     "DeliveryEvent",
     "DeliveryParts",
-    "DeliverySettings",
     "DeliveryStatus",
     "DeliveryStore",
     "NarrativeChildFacts",
@@ -54,7 +51,6 @@ __all__ = [
     "build_delivery",
     "deliver_topic",
     "deliver_topic_specs",
-    "load_delivery_settings",
     "load_subscribers",
     "run_webhooks",
     "sign",

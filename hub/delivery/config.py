@@ -22,7 +22,6 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import AgencyKind
 from hub.alerts._yaml import DataFileError, load_model, read_text
@@ -33,14 +32,12 @@ from hub.sharing import AccessRequest, Purpose
 __all__ = [
     "DEFAULT_SUBSCRIBERS_FILE",
     "AlertFilter",
-    "DeliverySettings",
     "SecretRef",
     "SecretUnavailable",
     "Subscriber",
     "SubscriberConfigError",
     "SubscriberKind",
     "Subscribers",
-    "load_delivery_settings",
     "load_subscribers",
 ]
 
@@ -220,33 +217,3 @@ def load_subscribers(
             )
         resolved.append(s.model_copy(update={"agency_kind": kind}))
     return loaded.model_copy(update={"subscribers": tuple(resolved)})
-
-
-class DeliverySettings(BaseSettings):
-    """Knobs of partner delivery (``HUB_`` prefix, like the rest of the hub)."""
-
-    model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore")
-
-    subscribers_file: Path | None = Field(
-        default=None, description="Subscribers YAML; unset: deploy/subscribers/northshire.yaml."
-    )
-    deliver_partitions: int = Field(default=3, ge=1, description="Partitions of deliver topics.")
-    deliver_retention_days: int = Field(default=14, ge=1, description="Deliver topic retention.")
-    webhook_attempts: int = Field(default=8, ge=1, le=50, description="Attempts before dead.")
-    webhook_base_delay_seconds: float = Field(
-        default=2.0, gt=0, description="Delay before the 2nd attempt; doubles each time."
-    )
-    webhook_max_delay_seconds: float = Field(
-        default=900.0, gt=0, description="Cap on one back-off delay."
-    )
-    webhook_timeout_seconds: float = Field(
-        default=10.0, gt=0, description="Connect/read timeout of one POST."
-    )
-    webhook_interval_seconds: float = Field(
-        default=1.0, gt=0, description="How often due webhook deliveries are looked for."
-    )
-
-
-def load_delivery_settings(**overrides: object) -> DeliverySettings:
-    """Delivery settings from the environment, explicit overrides winning."""
-    return DeliverySettings(**overrides)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from hub.crypto.runtime import HubSecurity
 from hub.delivery.backoff import RetryPolicy
-from hub.delivery.config import DeliverySettings, Subscribers, load_subscribers
+from hub.delivery.config import Subscribers, load_subscribers
 from hub.delivery.consumer import DeliveryConsumer
 from hub.delivery.context import NarrativeChildFacts
 from hub.delivery.store import DeliveryStore
@@ -31,7 +31,6 @@ __all__ = ["DeliveryParts", "build_delivery"]
 class DeliveryParts:
     """Everything partner delivery adds to a hub process."""
 
-    settings: DeliverySettings
     subscribers: Subscribers
     topic_specs: list[TopicSpec]
     store: DeliveryStore
@@ -50,13 +49,11 @@ def build_delivery(
     store: SqlStore,
     security: HubSecurity,
     publish: Publish,
-    delivery_settings: DeliverySettings | None = None,
 ) -> DeliveryParts:
     """Load the subscribers (validated against the registry) and wire the processor, the
-    consumer, the webhook dispatcher and the ledger over the hub's store."""
-    ds = delivery_settings or DeliverySettings()
+    consumer, the webhook dispatcher and the ledger over the hub's store, as ``settings`` say."""
     agencies = {a.id: a.kind for a in registry.all()}
-    subscribers = load_subscribers(ds.subscribers_file, agencies=agencies)
+    subscribers = load_subscribers(settings.subscribers_file, agencies=agencies)
     governance = Governance.over(
         store.engine,
         load_governance_settings(),
@@ -78,20 +75,19 @@ def build_delivery(
         governance=governance,
         snapshots=snapshots,
         policy=RetryPolicy(
-            attempts=ds.webhook_attempts,
-            base_seconds=ds.webhook_base_delay_seconds,
-            cap_seconds=ds.webhook_max_delay_seconds,
+            attempts=settings.webhook_attempts,
+            base_seconds=settings.webhook_base_delay_seconds,
+            cap_seconds=settings.webhook_max_delay_seconds,
         ),
-        timeout_seconds=ds.webhook_timeout_seconds,
+        timeout_seconds=settings.webhook_timeout_seconds,
     )
     return DeliveryParts(
-        settings=ds,
         subscribers=subscribers,
         topic_specs=deliver_topic_specs(
             settings,
             subscribers,
-            partitions=ds.deliver_partitions,
-            retention_days=ds.deliver_retention_days,
+            partitions=settings.deliver_partitions,
+            retention_days=settings.deliver_retention_days,
         ),
         store=ledger,
         consumer=DeliveryConsumer(processor=processor, cipher=security.cipher, snapshots=snapshots),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from contracts import AgencyKind
 from hub.delivery.config import (
@@ -13,10 +14,10 @@ from hub.delivery.config import (
     SecretUnavailable,
     SubscriberConfigError,
     SubscriberKind,
-    load_delivery_settings,
     load_subscribers,
 )
 from hub.domain.roles import Role
+from hub.settings import Settings, load_settings
 from hub.sharing import AccessRequest, Purpose
 
 pytestmark = pytest.mark.unit
@@ -179,10 +180,45 @@ class TestSecrets:
 
 
 class TestSettings:
+    """Delivery's knobs are the hub's settings, from ``HUB_*`` variables, validated."""
+
     def test_env_override(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         """HUB_SUBSCRIBERS_FILE and the retry knobs come from the environment."""
         monkeypatch.setenv("HUB_SUBSCRIBERS_FILE", str(tmp_path / "s.yaml"))
         monkeypatch.setenv("HUB_WEBHOOK_ATTEMPTS", "3")
-        settings = load_delivery_settings()
+        settings = load_settings()
         assert (settings.subscribers_file, settings.webhook_attempts) == (tmp_path / "s.yaml", 3)
         assert settings.webhook_base_delay_seconds == 2.0
+
+    def test_defaults(self) -> None:
+        """Unset, the delivery knobs keep their documented defaults."""
+        settings = Settings()
+        assert (
+            settings.subscribers_file,
+            settings.deliver_partitions,
+            settings.deliver_retention_days,
+            settings.webhook_attempts,
+            settings.webhook_base_delay_seconds,
+            settings.webhook_max_delay_seconds,
+            settings.webhook_timeout_seconds,
+            settings.webhook_interval_seconds,
+        ) == (None, 3, 14, 8, 2.0, 900.0, 10.0, 1.0)
+
+    @pytest.mark.parametrize(
+        ("variable", "value"),
+        [
+            ("HUB_WEBHOOK_ATTEMPTS", "0"),
+            ("HUB_WEBHOOK_ATTEMPTS", "51"),
+            ("HUB_DELIVER_PARTITIONS", "0"),
+            ("HUB_DELIVER_RETENTION_DAYS", "0"),
+            ("HUB_WEBHOOK_BASE_DELAY_SECONDS", "0"),
+            ("HUB_WEBHOOK_TIMEOUT_SECONDS", "-1"),
+        ],
+    )
+    def test_out_of_range_refused(
+        self, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+    ) -> None:
+        """A knob outside its range is refused at start, naming the field."""
+        monkeypatch.setenv(variable, value)
+        with pytest.raises(ValidationError, match=variable.removeprefix("HUB_").lower()):
+            load_settings()

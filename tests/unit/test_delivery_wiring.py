@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from hub.crypto.runtime import build_security
-from hub.delivery.config import DeliverySettings
 from hub.delivery.wiring import build_delivery
 from hub.registry import AgencyRegistry
 from hub.settings import Settings
@@ -22,7 +21,9 @@ pytestmark = pytest.mark.unit
 class TestBuildDelivery:
     async def test_packaged_subscribers_and_topic_specs(self, tmp_path: Path) -> None:
         """With defaults: the packaged subscribers, one deliver topic per topic subscriber."""
-        settings = Settings(data_dir=tmp_path, topic_prefix="x-")
+        settings = Settings(
+            data_dir=tmp_path, topic_prefix="x-", deliver_partitions=2, deliver_retention_days=7
+        )
         registry = AgencyRegistry.load(None)
         store = SqlStore(create_engine(settings.db_url))
         parts = build_delivery(
@@ -31,7 +32,6 @@ class TestBuildDelivery:
             store=store,
             security=build_security(settings, store.engine, registry),
             publish=FakePublish(),
-            delivery_settings=DeliverySettings(deliver_partitions=2, deliver_retention_days=7),
         )
         try:
             config = {"retention.ms": str(7 * 86_400_000), "cleanup.policy": "delete"}
