@@ -12,7 +12,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -88,28 +88,44 @@ class VerifiedSignature:
     digest: str  # SHA-256 hex of the signed canonical bytes
 
 
-def _plain(value: Any) -> bool:
-    """True when ``json.dumps`` already gives RFC 8785 bytes (no floats, ASCII keys, safe ints)."""
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
-    if kind is dict:
-        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
-    if kind is list or kind is tuple:
-        return all(_plain(v) for v in value)
-    return False
+def _plain(values: Iterable[Any]) -> bool:
+    """True when ``json.dumps`` of these values already gives RFC 8785 bytes.
+
+    That holds without floats (whose ES6 form differs from Python's), with integers inside
+    the IEEE-754 safe range, and with ASCII object keys (sorted alike by code point and by
+    UTF-16 unit). Iterative over the values of each container, so leaves cost no call.
+    """
+    for value in values:
+        kind = type(value)
+        if kind is str or value is None or kind is bool:
+            continue
+        if kind is dict:
+            try:
+                if not "".join(value).isascii():
+                    return False
+            except TypeError:  # a key that is not text
+                return False
+            if not _plain(value.values()):
+                return False
+        elif kind is list or kind is tuple:
+            if not _plain(value):
+                return False
+        elif kind is not int or not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+            return False
+    return True
 
 
 def canonical_json(doc: Mapping[str, Any], *, exclude: frozenset[str] = SIGNATURE_FIELDS) -> bytes:
     """RFC 8785 canonical bytes of a JSON object, without the top-level ``exclude`` fields.
 
-    Documents without floats take a fast path through ``json.dumps`` (identical bytes);
-    others go through the ``rfc8785`` library. Raises ValueError for what JSON cannot carry.
+    Documents without floats, big integers or non-ASCII keys (every envelope the adapters
+    send) take a fast path through ``json.dumps``, whose bytes are then identical; others go
+    through the ``rfc8785`` library. Raises ValueError for what JSON cannot carry.
     """
-    body = {k: v for k, v in doc.items() if k not in exclude}
-    if _plain(body):
+    body = dict(doc)
+    for name in exclude:
+        body.pop(name, None)
+    if _plain((body,)):
         try:
             text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
             return text.encode("utf-8")

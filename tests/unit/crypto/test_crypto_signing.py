@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contracts.examples import example_envelope
 from hub.crypto.agency_keys import AgencyKeyRing, AgencyPublicKey, KeyState, dev_private_key
@@ -79,13 +81,65 @@ class TestCanonicalJson:
             {"é": 1, "e": 2, "\U0001f600": 3, "\ufb01": 4},
             {"big": 2**53 - 1, "neg": -(2**53) + 1, "nested": [{"b": 1, "a": [1.5]}]},
             example_envelope(),
+            {"deep": [{"a": [{"b": [1, 2, {"c": 2.5}]}]}], "x": "y"},
+            {"k": ["\U0001f600 emoji", "e\u0301 combining", "\u00e9\u4e2d\u6587", "\ufeff", ""]},
+            {"outer": {"\u00e9t\u00e9": {"z": 1}, "ete": 2}, "a": {}, "b": []},
+            {"\ue000": 1, "\U00010000": 2},
+            {"t": (1, "two", None), "flags": [True, False, 0, 1], "neg": -5},
+            {"exp": [1e16, 1e-6, 123456789.125, 5e-324, 1.7976931348623157e308]},
         ],
-        ids=["floats", "control-chars", "non-ascii-keys", "ints", "envelope"],
+        ids=[
+            "floats",
+            "control-chars",
+            "non-ascii-keys",
+            "ints",
+            "envelope",
+            "float-deep-in-lists",
+            "unicode-values",
+            "nested-non-ascii-keys",
+            "utf16-key-order",
+            "tuples-bools-ints",
+            "float-exponents",
+        ],
     )
     def test_matches_the_reference_implementation(self, doc: dict[str, Any]) -> None:
         """Fast path or not, the bytes equal those of the rfc8785 library."""
         unsigned = {k: v for k, v in doc.items() if k not in ("signature", "key_id")}
         assert canonical_json(doc) == rfc8785.dumps(unsigned)
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        doc=st.dictionaries(
+            st.text(max_size=6),
+            st.recursive(
+                st.none()
+                | st.booleans()
+                | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+                | st.floats(allow_nan=False, allow_infinity=False)
+                | st.text(st.characters(exclude_categories=["Cs"]), max_size=12),
+                lambda inner: (
+                    st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+                ),
+                max_leaves=20,
+            ),
+            max_size=6,
+        )
+    )
+    def test_matches_the_reference_on_any_json_document(self, doc: dict[str, Any]) -> None:
+        """Any JSON object (floats, unicode keys and text, nesting) canonicalises as rfc8785."""
+        unsigned = {k: v for k, v in doc.items() if k not in ("signature", "key_id")}
+        assert canonical_json(doc) == rfc8785.dumps(unsigned)
+
+    @pytest.mark.parametrize(
+        "doc",
+        [{"big": 2**53}, {"n": [{"neg": -(2**60)}]}, {"x": "\ud800"}, {"k": {1: "x"}}],
+        ids=["int-too-big", "nested-int-too-small", "lone-surrogate", "key-not-text"],
+    )
+    def test_what_the_reference_refuses_is_refused(self, doc: dict[str, Any]) -> None:
+        """A document rfc8785 cannot canonicalise raises ValueError, never other bytes."""
+        with pytest.raises(ValueError):
+            canonical_json(doc)
 
     def test_nan_is_refused(self) -> None:
         """A value JSON cannot carry raises ValueError."""
