@@ -12,10 +12,11 @@ was in force when the event was written.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -71,24 +72,32 @@ def _aad(child_id: str, event_id: str, path: str) -> bytes:
     return f"{_AAD}\x1f{child_id}\x1f{event_id}\x1f{path}".encode()
 
 
-def seal_value(key: DataKey, event_id: str, path: str, value: Any) -> dict[str, Any]:
-    """Encrypt one JSON value under ``key``, bound to the child, event and path."""
+def _b64(raw: bytes) -> str:
+    return binascii.b2a_base64(raw, newline=False).decode("ascii")
+
+
+def _seal(key: DataKey, aad: bytes, value: Any) -> dict[str, Any]:
     plain = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
     nonce = os.urandom(12)
-    ct = key.aead.encrypt(nonce, plain, _aad(key.child_id, event_id, path))
     return {
         "enc": SEALED_ALG,
         "kv": key.version,
-        "n": base64.b64encode(nonce).decode("ascii"),
-        "ct": base64.b64encode(ct).decode("ascii"),
+        "n": _b64(nonce),
+        "ct": _b64(key.aead.encrypt(nonce, plain, aad)),
     }
+
+
+def seal_value(key: DataKey, event_id: str, path: str, value: Any) -> dict[str, Any]:
+    """Encrypt one JSON value under ``key``, bound to the child, event and path."""
+    return _seal(key, _aad(key.child_id, event_id, path), value)
 
 
 def open_value(key: DataKey, event_id: str, path: str, sealed: Mapping[str, Any]) -> Any:
     """The JSON value a sealed object holds; FieldDecryptionFailed if it does not open."""
     try:
-        nonce = base64.b64decode(sealed["n"], validate=True)
-        ct = base64.b64decode(sealed["ct"], validate=True)
+        # Strict base64 (no stray characters or padding), as ``b64decode(validate=True)``.
+        nonce = binascii.a2b_base64(sealed["n"], strict_mode=True)
+        ct = binascii.a2b_base64(sealed["ct"], strict_mode=True)
         plain = key.aead.decrypt(nonce, ct, _aad(key.child_id, event_id, path))
         return json.loads(plain)
     except (InvalidTag, ValueError, TypeError):
@@ -107,13 +116,73 @@ def _rewrite(node: Any, parts: Sequence[str], done: str, fn: Callable[[str, Any]
     return node
 
 
+_Trie = dict[str, "_Trie"]
+
+
+@lru_cache(maxsize=512)
+def _path_trie(paths: tuple[str, ...]) -> _Trie | None:
+    """The paths as a tree of names (a leaf is an empty dict); None when one path lies
+    inside another, whose outcome depends on the order they are sealed in."""
+    trie: _Trie = {}
+    for path in paths:
+        node = trie
+        *parents, last = path.split(".")
+        for name in parents:
+            if node.get(name) == {}:
+                return None
+            node = node.setdefault(name, {})
+        if node.get(last):
+            return None
+        node[last] = {}
+    return trie
+
+
+def _seal_tree(node: Any, trie: _Trie, prefix: str, seal: Callable[[str, Any], Any]) -> Any:
+    """A copy of ``node`` with ``seal(path, value)`` applied at every leaf of ``trie``; each
+    container on the way is copied once, however many paths pass through it."""
+    if type(node) is list:
+        sub = trie.get("*")
+        if sub is None:
+            return node
+        out: list[Any] = []
+        for i, item in enumerate(node):
+            path = f"{prefix}.{i}" if prefix else str(i)
+            if sub:
+                out.append(_seal_tree(item, sub, path, seal))
+            else:
+                out.append(item if item is None or is_sealed(item) else seal(path, item))
+        return out
+    if type(node) is not dict:
+        return node
+    copy = dict(node)
+    for name, sub in trie.items():
+        if name not in copy:
+            continue
+        value = copy[name]
+        path = f"{prefix}.{name}" if prefix else name
+        if sub:
+            copy[name] = _seal_tree(value, sub, path, seal)
+        elif value is not None and not is_sealed(value):
+            copy[name] = seal(path, value)
+    return copy
+
+
 def seal_paths(
     key: DataKey, event_id: str, doc: Mapping[str, Any], paths: Iterable[str]
 ) -> dict[str, Any]:
     """A copy of ``doc`` with the value at each path sealed (absent or null values skipped)."""
+    paths = tuple(paths)
+    aad_head = f"{_AAD}\x1f{key.child_id}\x1f{event_id}\x1f"
+
+    def seal(path: str, value: Any) -> dict[str, Any]:
+        return _seal(key, (aad_head + path).encode(), value)
+
+    trie = _path_trie(paths)
+    if trie is not None:
+        return dict(_seal_tree(doc, trie, "", seal))
     out: Any = doc
     for path in paths:
-        out = _rewrite(out, path.split("."), "", lambda p, v: seal_value(key, event_id, p, v))
+        out = _rewrite(out, path.split("."), "", seal)
     return dict(out)
 
 
@@ -154,6 +223,44 @@ def redact_sealed(doc: Mapping[str, Any], marker: Any = None) -> tuple[dict[str,
     return dict(_replace(doc, dict.fromkeys(paths, marker))), paths
 
 
+_Found = list[tuple[Any, Any, str, Mapping[str, Any]]]
+
+
+def _copy_finding(node: Any, prefix: str, found: _Found, only: frozenset[str] | None) -> Any:
+    """A copy of ``node``'s containers; each sealed value inside (under a path of ``only``,
+    if given) is recorded as (container copy, slot, path, sealed value) to be opened in place.
+    """
+    if type(node) is dict:
+        out: Any = dict(node)
+        slots: Iterable[tuple[Any, Any]] = out.items()
+    else:
+        out = list(node)
+        slots = enumerate(out)
+    for slot, value in slots:
+        kind = type(value)
+        if kind is not dict and kind is not list:
+            continue
+        path = f"{prefix}.{slot}" if prefix else str(slot)
+        if only is not None and not _under(path, only):
+            continue
+        if kind is dict and value.keys() == _SEALED_KEYS and value["enc"] == SEALED_ALG:
+            found.append((out, slot, path, value))
+        else:
+            out[slot] = _copy_finding(value, path, found, only)
+    return out
+
+
+def _under(path: str, only: frozenset[str]) -> bool:
+    """Whether ``path`` leads to, or lies inside, one of ``only`` (numbered list items
+    match ``*``)."""
+    parts = path.split(".")
+    for wanted in only:
+        names = wanted.split(".")
+        if all(w == p or (w == "*" and p.isdigit()) for w, p in zip(names, parts, strict=False)):
+            return True
+    return False
+
+
 class FieldCipher:
     """Seals and opens envelope fields with children's data keys."""
 
@@ -177,14 +284,29 @@ class FieldCipher:
         self, child_id: str, payload: Mapping[str, Any], *, event_id: str
     ) -> dict[str, Any]:
         """``payload`` with every sealed value opened; raises KeyDestroyed once erased."""
-        found = sealed_paths(payload)
-        if not found:
-            return dict(payload)
-        opened: dict[str, Any] = {}
-        for path, sealed in found:
-            key = await self._keys.data_key(child_id, int(sealed["kv"]))
-            opened[path] = open_value(key, event_id, path, sealed)
-        return dict(_replace(payload, opened))
+        opened, _ = await self._open(child_id, payload, event_id=event_id)
+        return opened
+
+    async def _open(
+        self,
+        child_id: str,
+        payload: Mapping[str, Any],
+        *,
+        event_id: str,
+        only: frozenset[str] | None = None,
+    ) -> tuple[dict[str, Any], DataKey | None]:
+        """The opened copy (one walk, each key version looked up once) and the key of the
+        newest version that sealed it (None when nothing sealed was opened)."""
+        found: _Found = []
+        opened = _copy_finding(payload, "", found, only)
+        keys: dict[int, DataKey] = {}
+        for container, slot, path, sealed in found:
+            version = int(sealed["kv"])
+            key = keys.get(version)
+            if key is None:
+                key = keys[version] = await self._keys.data_key(child_id, version)
+            container[slot] = open_value(key, event_id, path, sealed)
+        return opened, keys[max(keys)] if keys else None
 
     async def seal_envelope(
         self, child_id: str, envelope: Mapping[str, Any], *, conn: AsyncConnection | None = None
@@ -217,6 +339,24 @@ class FieldCipher:
             return await self._keys.data_key(child_id, max(versions))
         return (await self._keys.current_keys([child_id]))[child_id]
 
-    async def open_envelope(self, child_id: str, sealed: Mapping[str, Any]) -> dict[str, Any]:
-        """The plain envelope; KeyDestroyed if the child's key was destroyed."""
-        return await self.decrypt_fields(child_id, sealed, event_id=str(sealed["id"]))
+    async def open_envelope(
+        self, child_id: str, sealed: Mapping[str, Any], *, only: Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """The plain envelope; KeyDestroyed if the child's key was destroyed.
+
+        With ``only`` (dotted paths, ``*`` for every list item), just the sealed values at or
+        inside those paths are opened; the others stay sealed and no key is fetched for them.
+        """
+        wanted = None if only is None else frozenset(only)
+        opened, _ = await self._open(child_id, sealed, event_id=str(sealed["id"]), only=wanted)
+        return opened
+
+    async def open_envelope_keyed(
+        self, child_id: str, sealed: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], DataKey]:
+        """The plain envelope and the key to seal more of it with (what ``key_for`` gives),
+        from one walk of the document. Raises KeyDestroyed."""
+        opened, key = await self._open(child_id, sealed, event_id=str(sealed["id"]))
+        if key is None:
+            key = (await self._keys.current_keys([child_id]))[child_id]
+        return opened, key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -260,3 +261,116 @@ class TestVersionsAndErasure:
         key = (await keys.current_keys(["ch-1"]))["ch-1"]
         sealed = seal_paths(key, "e-1", {"a": {"b": "c"}}, ["a.b"])
         assert open_value(key, "e-1", "a.b", sealed["a"]["b"]) == "c"
+
+
+class TestOpeningOnceAndInPart:
+    """One walk opens an envelope and names its key; a reader may open only what it needs."""
+
+    async def test_keyed_opening_gives_the_envelope_and_the_key_for_more(
+        self, keys: MemoryDataKeys, cipher: FieldCipher
+    ) -> None:
+        """The plain envelope is what open_envelope gives; the key is key_for's (newest used)."""
+        sealed = await cipher.seal_envelope("ch-1", example_envelope(id="e-1"))
+        keys.rotate_child_key("ch-1")
+        mixed = await cipher.encrypt_fields("ch-1", sealed, ["data.category"], event_id="e-1")
+        plain, key = await cipher.open_envelope_keyed("ch-1", mixed)
+        assert plain == example_envelope(id="e-1")
+        assert (key.child_id, key.version) == ("ch-1", 2)
+        assert key == await cipher.key_for("ch-1", mixed)
+
+    async def test_keyed_opening_of_a_plain_envelope_gives_the_current_key(
+        self, cipher: FieldCipher
+    ) -> None:
+        """Nothing sealed: the envelope comes back equal, with the child's current key."""
+        plain, key = await cipher.open_envelope_keyed("ch-1", example_envelope())
+        assert (plain, key.child_id, key.version) == (example_envelope(), "ch-1", 1)
+
+    async def test_only_the_wanted_paths_are_opened(self, cipher: FieldCipher) -> None:
+        """Sealed values at or inside the wanted paths open; the others stay sealed."""
+        sealed = await cipher.seal_envelope("ch-1", example_envelope())
+        opened = await cipher.open_envelope(
+            "ch-1", sealed, only=["person.address", "person.related.*.name"]
+        )
+        assert opened["person"]["address"] == example_envelope()["person"]["address"]
+        assert opened["person"]["related"][0]["name"] == {
+            "given": "Jo",
+            "family": "Example",
+            "aliases": [],
+        }
+        still = [p for p, _ in sealed_paths(opened)]
+        assert still == [
+            "person.identifiers",
+            "person.name",
+            "person.birth_date",
+            "person.related.0.identifiers",
+            "person.related.0.birth_date",
+            "data.summary",
+        ]
+        assert sealed_paths(sealed)[0][1] is not opened  # the input is not changed
+        assert is_sealed(sealed["person"]["address"])
+
+    async def test_no_key_is_needed_when_nothing_wanted_is_sealed(
+        self, keys: MemoryDataKeys, cipher: FieldCipher
+    ) -> None:
+        """Clear fields of an erased child's envelope are still readable."""
+        sealed = await cipher.seal_envelope("ch-1", example_envelope())
+        keys.destroy_child_key("ch-1")
+        opened = await cipher.open_envelope("ch-1", sealed, only=["data.category"])
+        assert opened == sealed
+        with pytest.raises(KeyDestroyed):
+            await cipher.open_envelope("ch-1", sealed, only=["person.address"])
+
+
+class TestWireCompatibility:
+    """Values sealed by earlier code (the same ``{enc, kv, n, ct}`` shape) still open."""
+
+    async def test_a_value_sealed_with_base64_module_encoding_opens(
+        self, keys: MemoryDataKeys
+    ) -> None:
+        """Standard padded base64 of nonce and ciphertext, as the first version wrote it."""
+        key = (await keys.current_keys(["ch-1"]))["ch-1"]
+        nonce = bytes(range(12))
+        aad = b"safeguarding-hub/field/v1\x1fch-1\x1fe-1\x1fdata.summary"
+        ct = key.aead.encrypt(nonce, json.dumps("A worry.").encode(), aad)
+        old = {
+            "enc": SEALED_ALG,
+            "kv": 1,
+            "n": base64.b64encode(nonce).decode(),
+            "ct": base64.b64encode(ct).decode(),
+        }
+        assert open_value(key, "e-1", "data.summary", old) == "A worry."
+        assert seal_value(key, "e-1", "data.summary", "A worry.").keys() == old.keys()
+
+    async def test_base64_that_is_not_strict_is_refused(self, keys: MemoryDataKeys) -> None:
+        """A cut value or characters outside the alphabet fail as tampering."""
+        key = (await keys.current_keys(["ch-1"]))["ch-1"]
+        sealed = seal_value(key, "e-1", "data.summary", "A worry.")
+        for bad in (sealed["n"][:-1], sealed["n"] + "\n", "*" + sealed["n"][1:]):
+            with pytest.raises(FieldDecryptionFailed):
+                open_value(key, "e-1", "data.summary", {**sealed, "n": bad})
+
+
+class TestSealingPathsOnce:
+    """Sealing copies each container once; nested paths keep their sequential meaning."""
+
+    async def test_policy_paths_seal_as_one_path_at_a_time(self, keys: MemoryDataKeys) -> None:
+        """The tree walk seals the same paths as sealing each path in turn."""
+        key = (await keys.current_keys(["ch-1"]))["ch-1"]
+        env = example_envelope()
+        sealed = seal_paths(key, "e-1", env, sensitive_paths(env))
+        assert [p for p, _ in sealed_paths(sealed)] == [*PERSON_PATHS, "data.summary"]
+        assert env == example_envelope()
+
+    @pytest.mark.parametrize(
+        ("paths", "inner_sealed"),
+        [(["a", "a.b"], False), (["a.b", "a"], True)],
+        ids=["outer-first", "inner-first"],
+    )
+    async def test_a_path_inside_another_is_sealed_in_order(
+        self, keys: MemoryDataKeys, paths: list[str], inner_sealed: bool
+    ) -> None:
+        """Outer first: the inner path finds it sealed; inner first: both are sealed."""
+        key = (await keys.current_keys(["ch-1"]))["ch-1"]
+        sealed = seal_paths(key, "e-1", {"a": {"b": "c"}}, paths)
+        outer = open_value(key, "e-1", "a", sealed["a"])
+        assert is_sealed(outer["b"]) is inner_sealed
