@@ -1,8 +1,9 @@
 """The delivery consumer: opens `hub.events` records and hands them to the topic processor.
 
-Each record is opened with the child's data key and validated as the projector does; the
-child's snapshot (statuses, involved agencies, milestones) is read once per child per batch.
-A record that cannot be opened (invalid, erased child) is skipped: the narrative projector
+Each record is opened with the child's data key and validated as the projector does (or taken
+as the projector already opened it, when it runs first on the same batch); the child's
+snapshot (statuses, involved agencies, milestones) is read once per child per batch. A record
+that cannot be opened (invalid, erased child) is skipped: the narrative projector
 dead-letters invalid records, and an erased child's events must never leave the hub.
 """
 
@@ -19,6 +20,7 @@ from hub.crypto.encryption import FieldCipher, FieldDecryptionFailed
 from hub.delivery.context import ChildSnapshot
 from hub.delivery.topics import DeliveryCounts, DeliveryEvent, TopicDeliveryProcessor
 from hub.observability import get_logger
+from hub.streams.projector import OpenedEvents
 from hub.streams.records import ConsumedRecord
 from hub.streams.wire import IdentityHubEvent, SealedHubEvent
 
@@ -41,24 +43,34 @@ class DeliveryConsumer:
         self._cipher = cipher
         self._snapshots = snapshots
 
-    async def handle_batch(self, records: Sequence[ConsumedRecord]) -> DeliveryCounts:
-        """Open, describe and deliver one batch (records in log order)."""
+    async def handle_batch(
+        self, records: Sequence[ConsumedRecord], *, opened: OpenedEvents | None = None
+    ) -> DeliveryCounts:
+        """Open, describe and deliver one batch (records in log order).
+
+        ``opened`` holds envelopes the projector already opened and validated in this batch,
+        by record position; the other records are opened here.
+        """
         snapshots: dict[str, ChildSnapshot] = {}
         events: list[DeliveryEvent] = []
         for record in records:
             if IdentityHubEvent.is_one(record.value):
                 continue  # a merge decision is not an agency event: nothing to deliver
-            try:
-                sealed = SealedHubEvent.model_validate_json(record.value)
-                opened = await self._cipher.open_envelope(sealed.child_id, sealed.envelope)
-                envelope = parse_envelope(opened)
-            except (ValidationError, ContractValidationError, FieldDecryptionFailed) as exc:
-                self._skipped(record, "invalid", exc)
-                continue
-            except (KeyDestroyed, UnknownDataKey) as exc:
-                self._skipped(record, "erased", exc)
-                continue
-            child_id = sealed.child_id
+            done = opened.get((record.topic, record.partition, record.offset)) if opened else None
+            if done is not None:
+                child_id, envelope = done
+            else:
+                try:
+                    sealed = SealedHubEvent.model_validate_json(record.value)
+                    plain = await self._cipher.open_envelope(sealed.child_id, sealed.envelope)
+                    envelope = parse_envelope(plain)
+                except (ValidationError, ContractValidationError, FieldDecryptionFailed) as exc:
+                    self._skipped(record, "invalid", exc)
+                    continue
+                except (KeyDestroyed, UnknownDataKey) as exc:
+                    self._skipped(record, "erased", exc)
+                    continue
+                child_id = sealed.child_id
             if child_id not in snapshots:
                 snapshots[child_id] = await self._snapshots(child_id)
             snap = snapshots[child_id]
@@ -87,14 +99,17 @@ class DeliveryConsumer:
 
 
 class _BatchHandler(Protocol):
-    async def handle_batch(self, records: Sequence[ConsumedRecord]) -> int: ...
+    async def handle_batch(
+        self, records: Sequence[ConsumedRecord], *, opened: OpenedEvents | None = None
+    ) -> int: ...
 
 
 class ProjectThenDeliver:
     """The narrative consumer's handler with deliveries after it: the projector stores the
     batch, then the same records are delivered, so each child's snapshot already includes
     the batch's own events (a plan opened in this batch counts for the next event). Both are
-    idempotent, so a failure in either redelivers the batch harmlessly."""
+    idempotent, so a failure in either redelivers the batch harmlessly. Each envelope is
+    opened once: deliveries reuse what the projector opened."""
 
     def __init__(self, projector: _BatchHandler, deliveries: DeliveryConsumer) -> None:
         self._projector = projector
@@ -102,6 +117,7 @@ class ProjectThenDeliver:
 
     async def handle_batch(self, records: Sequence[ConsumedRecord]) -> int:
         """Project, then deliver; returns how many entries the projector stored."""
-        stored = await self._projector.handle_batch(records)
-        await self._deliveries.handle_batch(records)
+        opened: OpenedEvents = {}
+        stored = await self._projector.handle_batch(records, opened=opened)
+        await self._deliveries.handle_batch(records, opened=opened)
         return stored

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from contracts import ContractValidationError, parse_envelope
+from contracts import ContractValidationError, Envelope, parse_envelope
 from hub.crypto.data_keys import KeyDestroyed, UnknownDataKey
 from hub.crypto.dead_letters import DeadLetterSealer
 from hub.crypto.encryption import FieldDecryptionFailed
@@ -33,12 +33,16 @@ from hub.streams.wire import (
     SealedHubEvent,
 )
 
-__all__ = ["NARRATIVE_PROJECTION", "NarrativeProjector"]
+__all__ = ["NARRATIVE_PROJECTION", "NarrativeProjector", "OpenedEvents"]
 
 log = get_logger(__name__)
 
 NARRATIVE_PROJECTION = "narrative"
 PROCESSOR = "narrative"
+
+OpenedEvents = dict[tuple[str, int, int], tuple[str, Envelope]]
+"""Envelopes a consumer opened and validated, by record position (topic, partition, offset),
+with their child id: handed to the next consumer of the same batch so it need not open them."""
 
 
 class _Unusable(Exception):
@@ -76,8 +80,14 @@ class NarrativeProjector:
         self._dead_letters = DeadLetterSealer(security.keys)
         self._clock = clock
 
-    async def handle_batch(self, records: Sequence[ConsumedRecord]) -> int:
-        """Apply one batch; returns how many entries were newly stored."""
+    async def handle_batch(
+        self, records: Sequence[ConsumedRecord], *, opened: OpenedEvents | None = None
+    ) -> int:
+        """Apply one batch; returns how many entries were newly stored.
+
+        With ``opened``, each envelope opened and validated here is added to it (in memory
+        only), so deliveries after the projector reuse it instead of opening it again.
+        """
         items: list[PositionedEntry] = []
         pending: list[asyncio.Future[Any]] = []
         now = self._clock()
@@ -93,7 +103,7 @@ class NarrativeProjector:
                 if IdentityHubEvent.is_one(record.value):
                     merges.extend(_merge_change(record))
                 else:
-                    items.append(await self._entry(record))
+                    items.append(await self._entry(record, opened))
             except _Unusable as bad:
                 pending.append(await self._dead_letter(record, bad.reason, bad.detail))
         # Dead letters confirmed before the positions that skip their records commit.
@@ -116,7 +126,9 @@ class NarrativeProjector:
         self._metrics.events_out.labels(PROCESSOR, "stored").inc(stored)
         return stored
 
-    async def _entry(self, record: ConsumedRecord) -> PositionedEntry:
+    async def _entry(
+        self, record: ConsumedRecord, opened: OpenedEvents | None = None
+    ) -> PositionedEntry:
         """The sealed (or erased) narrative entry of one record; raises _Unusable."""
         try:
             event = SealedHubEvent.model_validate_json(record.value)
@@ -127,8 +139,8 @@ class NarrativeProjector:
             ) from exc
         at = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
         try:
-            plain = await self._cipher.open_envelope(event.child_id, event.envelope)
-            key = await self._cipher.key_for(event.child_id, event.envelope)
+            # One walk opens it and finds the key its entry is sealed under.
+            plain, key = await self._cipher.open_envelope_keyed(event.child_id, event.envelope)
         except KeyDestroyed as gone:
             try:
                 entry = erased_entry(event.envelope, event.child_id)
@@ -151,6 +163,8 @@ class NarrativeProjector:
                 DeadLetterReason.hub_event_invalid,
                 f"a hub event's envelope does not meet the contract ({len(exc.errors)} errors)",
             ) from exc
+        if opened is not None:
+            opened[(record.topic, record.partition, record.offset)] = (event.child_id, envelope)
         return PositionedEntry(entry=seal_entry(key, entry_for(envelope, event.child_id)), **at)
 
     async def _dead_letter(

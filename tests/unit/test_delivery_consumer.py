@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -13,6 +14,7 @@ from hub.crypto.fakes import MemoryDataKeys
 from hub.delivery.consumer import DeliveryConsumer, ProjectThenDeliver
 from hub.delivery.context import ChildSnapshot
 from hub.delivery.topics import DeliveryCounts
+from hub.streams.projector import OpenedEvents
 from hub.streams.records import ConsumedRecord
 from hub.streams.wire import SealedHubEvent
 from tests.unit.test_delivery_topics import CHILD, World, expected_copy, police_concern, world
@@ -80,7 +82,9 @@ class TestProjectThenDeliver:
         order: list[str] = []
 
         class Projector:
-            async def handle_batch(self, records: list[ConsumedRecord]) -> int:
+            async def handle_batch(
+                self, records: list[ConsumedRecord], *, opened: OpenedEvents | None = None
+            ) -> int:
                 order.append("projected")
                 return len(records)
 
@@ -94,3 +98,34 @@ class TestProjectThenDeliver:
         assert await handler.handle_batch([await record(cipher, CHILD, 0, 1)]) == 1
         assert order == ["projected", "snapshot"]
         assert len(world.publish.sent) == 1
+
+    async def test_deliveries_reuse_what_the_projector_opened(self, world: World) -> None:
+        """An envelope the projector opened is delivered without being opened again; a record
+        it did not open (below its position, say) is opened by the delivery consumer."""
+        keys = MemoryDataKeys()
+        cipher = FieldCipher(keys)
+        first, second = await record(cipher, CHILD, 0, 1), await record(cipher, CHILD, 1, 2)
+        opens: list[int] = []
+
+        class CountingCipher(FieldCipher):
+            async def open_envelope(self, child_id: str, sealed: Any, **kw: Any) -> Any:
+                opens.append(1)
+                return await super().open_envelope(child_id, sealed, **kw)
+
+        class Projector:
+            async def handle_batch(
+                self, records: list[ConsumedRecord], *, opened: OpenedEvents | None = None
+            ) -> int:
+                assert opened == {}
+                opened[("hub.events", 0, 0)] = (CHILD, police_concern(1))
+                return 1
+
+        deliveries = DeliveryConsumer(
+            processor=world.processor, cipher=CountingCipher(keys), snapshots=snapshot
+        )
+        assert await ProjectThenDeliver(Projector(), deliveries).handle_batch([first, second]) == 1
+        assert opens == [1]
+        assert [json.loads(v) for _, v, _, _ in world.publish.sent] == [
+            expected_copy(police_concern(1)),
+            expected_copy(police_concern(2)),
+        ]

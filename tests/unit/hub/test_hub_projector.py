@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from contracts import parse_envelope
 from contracts.examples import example_envelope
 from hub.crypto.dead_letters import DeadLetterSealer
 from hub.crypto.encryption import is_sealed
@@ -21,7 +22,7 @@ from hub.observability import Metrics
 from hub.settings import Settings
 from hub.store.repository import SqlStore, StoredEntry
 from hub.store.schema import narrative_entries
-from hub.streams.projector import NarrativeProjector
+from hub.streams.projector import NarrativeProjector, OpenedEvents
 from hub.streams.records import ConsumedRecord
 from hub.streams.topics import Topics
 from hub.streams.wire import DeadLetter, DeadLetterReason, DeadLetterSource, SealedHubEvent
@@ -151,6 +152,28 @@ class TestStores:
                 },
             )
         ]
+
+
+class TestSharesWhatItOpened:
+    """Envelopes the projector opened are handed on, so deliveries need not open them again."""
+
+    async def test_opened_envelopes_by_position(
+        self, store: SqlStore, projector: NarrativeProjector
+    ) -> None:
+        """Each fresh record's validated envelope is kept by position; junk and records
+        below the stored position are not."""
+        await projector.handle_batch([await hub_record(0)])
+        later = await hub_record(1, id="northshire-police:evt-0002")
+        junk = dataclasses.replace(later, offset=2, value=b"not json")
+        opened: OpenedEvents = {}
+        batch = [await hub_record(0), later, junk]
+        assert await projector.handle_batch(batch, opened=opened) == 1
+        assert opened == {
+            (EVENTS, 0, 1): (
+                CHILD,
+                parse_envelope(sign_as_dev(example_envelope(id="northshire-police:evt-0002"))),
+            )
+        }
 
 
 class TestIdempotence:
