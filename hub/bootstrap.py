@@ -10,6 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from hub.alerts.calendar import load_calendar
+from hub.alerts.changes import watch_alert_steps
 from hub.alerts.processing import AlertProcessor
 from hub.alerts.rules import load_rules
 from hub.alerts.store import AlertStore
@@ -75,6 +76,7 @@ class Hub:
     _escalations: asyncio.Task[None] | None = field(default=None, init=False)
     _retention: asyncio.Task[None] | None = field(default=None, init=False)
     _webhooks: asyncio.Task[None] | None = field(default=None, init=False)
+    _alert_watch: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
         """Migrate the store, create missing topics, then connect and start the subscribers."""
@@ -115,6 +117,17 @@ class Hub:
                 ),
                 name="webhooks",
             )
+        if self.role in (ProcessRole.all, ProcessRole.api):
+            # Alert streams wake on this process's own commits at once; this notices the
+            # steps an alerts process elsewhere commits.
+            self._alert_watch = asyncio.create_task(
+                watch_alert_steps(
+                    self.alerts.changes,
+                    self.alerts.latest_seq,
+                    every_seconds=self.settings.alert_stream_poll_seconds,
+                ),
+                name="alert-watch",
+            )
         log.info(
             "hub.started",
             role=self.role.value,
@@ -124,12 +137,12 @@ class Hub:
 
     async def stop(self) -> None:
         """Finish in-flight batches (offsets committed), then close Kafka and the store."""
-        for task in (self._escalations, self._retention, self._webhooks):
+        for task in (self._escalations, self._retention, self._webhooks, self._alert_watch):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._escalations = self._retention = self._webhooks = None
+        self._escalations = self._retention = self._webhooks = self._alert_watch = None
         await self.delivery.aclose()
         if self._started:
             await self.streams.broker.stop()

@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     escalation_interval_seconds: float = Field(
         default=30.0, description="How often overdue alerts are checked for escalation."
     )
+    alert_stream_poll_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        le=60,
+        description="How often an API process looks for alert steps other processes committed "
+        "(one indexed query per process while a stream waits; its own are announced at once).",
+    )
     retention_interval_seconds: float = Field(
         default=86_400.0, gt=0, description="How often the retention schedule runs (daily)."
     )

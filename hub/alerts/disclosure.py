@@ -301,6 +301,13 @@ class AlertGate:
             log.info("alerts.withheld", caller=self._actor.sub, count=len(hidden), alert_ids=hidden)
         return shown
 
+    def awaits_facts(self, alert: StoredAlert) -> bool:
+        """Whether an alert this gate judged names trigger events the store does not hold (yet):
+        the alert engine can raise it before the narrative projector stores its trigger, and
+        until then the rules cannot permit it, nor show all of its reason."""
+        basis = self._bases.get(alert.child_id)
+        return basis is not None and any(i not in basis.facts for i in alert.trigger_event_ids)
+
     async def record(self, shown: Sequence[AlertDisclosure], *, step: str = "listed") -> None:
         """Append the audit entries of the alerts shown, in one batch."""
         entries: list[AuditEntry] = []

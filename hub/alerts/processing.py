@@ -7,7 +7,8 @@ incident (or a correction or retraction) is also evaluated against every other c
 state shares one of its household keys, found through the store's household-key index, so
 a brother not named in the notice gets his school's notice too. The
 consumer commits Kafka offsets only after it returns; a crash in between replays the batch,
-which the positions and the deterministic alert ids make harmless.
+which the positions and the deterministic alert ids make harmless. Once the transaction has
+committed, the store's ``changes`` are announced, waking this process's alert streams.
 """
 
 from __future__ import annotations
@@ -90,7 +91,11 @@ class AlertProcessor:
             for item in fresh:
                 key = (item.topic, item.partition)
                 positions[key] = max(positions.get(key, 0), item.offset + 1)
-            await self._store.apply(conn, outcomes, positions=positions, states=changed, now=now)
+            recorded = await self._store.apply(
+                conn, outcomes, positions=positions, states=changed, now=now
+            )
+        if recorded:
+            self._store.changes.announce()  # committed: wake this process's alert streams
         for outcome in outcomes:
             if isinstance(outcome, AlertRaised):
                 log.info(
@@ -154,7 +159,9 @@ class AlertProcessor:
         ]
         if steps:
             async with self._store.engine.begin() as conn:
-                await self._store.apply(conn, steps, now=now)
+                recorded = await self._store.apply(conn, steps, now=now)
+            if recorded:
+                self._store.changes.announce()
         for step in steps:
             log.warning("alert.escalated", alert_id=step.alert_id, step=step.step)
         return steps

@@ -7,7 +7,9 @@ changes nothing. ``alert_household_keys`` mirrors each saved state's household k
 children at an address are found by key (``household_members``). ``alert_events.seq`` orders
 every step; on PostgreSQL writers take a
 transaction-level advisory lock before appending, so sequence numbers become visible in order
-and a reader resuming after ``seq`` (SSE ``Last-Event-ID``) never skips a step.
+and a reader resuming after ``seq`` (SSE ``Last-Event-ID``) never skips a step. Whoever commits
+alert steps announces them on ``changes`` afterwards (``acknowledge`` does so itself), so this
+process's alert streams wake at once; ``latest_seq`` lets a watcher notice other processes' steps.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, select, text, tuple_, update
+from sqlalchemy import and_, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hub.alerts.changes import AlertChanges
 from hub.alerts.escalation import EscalationView, next_escalation_at
 from hub.alerts.model import (
     AlertEscalated,
@@ -143,6 +146,7 @@ class AlertStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.changes = AlertChanges()
         self._pg = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if self._pg else sqlite.insert
 
@@ -439,6 +443,12 @@ class AlertStore:
         return 1
 
     # -- reads and acknowledgement -----------------------------------------------------------
+    async def latest_seq(self) -> int:
+        """The sequence number of the newest alert step (0 if none): a primary-key lookup."""
+        async with self.engine.connect() as conn:
+            newest = (await conn.execute(select(func.max(alert_events.c.seq)))).scalar()
+            return int(newest or 0)
+
     async def get(self, alert_id: str) -> StoredAlert | None:
         """One alert, whoever it is for (callers check the recipients)."""
         async with self.engine.connect() as conn:
@@ -500,6 +510,7 @@ class AlertStore:
         With ``addresses``, only an alert addressed to one of them can be acknowledged; any
         other is ``AlertNotFound``. A withdrawn alert is ``AlertNotOpen``.
         """
+        recorded = False
         async with self.engine.begin() as conn:
             await self._lock_appends(conn)
             query = select(alerts).where(alerts.c.alert_id == alert_id)
@@ -525,8 +536,11 @@ class AlertStore:
                     )
                 )
                 await self._history(conn, alert_id, "acknowledged", now, {}, actor=by)
+                recorded = True
             row = (await conn.execute(select(alerts).where(alerts.c.alert_id == alert_id))).one()
-            return _stored(row)
+        if recorded:
+            self.changes.announce()
+        return _stored(row)
 
     async def due_for_escalation(self, now: datetime, *, limit: int = 500) -> list[EscalationView]:
         """Open alerts whose next escalation step is due by ``now``, earliest first."""

@@ -4,6 +4,13 @@ Every alert passes the sharing rules before it is shown (``hub.alerts.disclosure
 caller may not see is absent from the inbox and the stream, and acknowledging it answers 404
 like an alert addressed to someone else. Each alert shown is audited (``alert.delivered``):
 in one batch per inbox request, once per alert sent on the stream.
+
+The stream reads new steps when this process announces a commit (``hub.alerts.changes``), or
+when the process's watcher sees another process's (``HUB_ALERT_STREAM_POLL_SECONDS``); it reads
+again at least every heartbeat whatever it hears. Its event ids are the steps' ``seq``, in
+order, so ``Last-Event-ID`` resumes exactly; a step whose alert names a trigger event the
+narrative has not stored yet is held (and the steps after it) until it is, for up to two
+minutes, since until then the rules cannot decide it.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
@@ -34,8 +41,10 @@ log = get_logger(__name__)
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
-_POLL_SECONDS = 0.2
 _HEARTBEAT_SECONDS = 15.0
+_FACTS_GRACE = timedelta(seconds=120)
+"""How long after a step the stream waits for the narrative to store its alert's triggers."""
+_FACTS_RETRY_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0)
 _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 _OVERFETCH = 4
 """The inbox reads this many times ``limit`` open alerts, so alerts the caller may not see
@@ -44,7 +53,7 @@ _MAX_READ = 2000
 
 
 def alert_gate(hub: Hub, caller: Caller) -> AlertGate:
-    """A gate deciding this caller's alerts now (build one per request or per SSE poll)."""
+    """A gate deciding this caller's alerts now (build one per request or per SSE read)."""
     return AlertGate(
         store=hub.store,
         keys=hub.security.keys,
@@ -170,26 +179,31 @@ async def stream_alerts(
     addresses = inbox_addresses(caller)
 
     async def events() -> AsyncIterator[str]:
-        cursor = after
-        quiet = 0.0
+        cursor, held = after, 0
+        changes = hub.alerts.changes
         yield "retry: 2000\n\n"
         while not await request.is_disconnected():
+            mark = changes.mark()  # before the read, so a commit during it is not missed
             items = await hub.alerts.inbox(addresses, since_id=cursor)
             gate = alert_gate(hub, caller) if items else None
+            waiting = False
             for item in items:
-                cursor = item.seq
                 assert gate is not None
                 shown = await gate.visible([item.alert])
+                if gate.awaits_facts(item.alert) and datetime.now(UTC) - item.at < _FACTS_GRACE:
+                    waiting = True  # its trigger is not stored yet: decide it when it is
+                    break
+                cursor, held = item.seq, 0
                 if shown:
                     await gate.record(shown, step=item.kind)
                     yield _sse(item, shown[0].alert)
-            if items:
-                quiet = 0.0
+            if waiting:
+                await asyncio.sleep(_FACTS_RETRY_SECONDS[min(held, len(_FACTS_RETRY_SECONDS) - 1)])
+                held += 1
                 continue
-            await asyncio.sleep(_POLL_SECONDS)
-            quiet += _POLL_SECONDS
-            if quiet >= _HEARTBEAT_SECONDS:
-                quiet = 0.0
+            if items:
+                continue
+            if not await changes.wait(mark, _HEARTBEAT_SECONDS):
                 yield ": keep-alive\n\n"
 
     log.info("alerts.stream_opened", caller=caller.sub, agency_id=caller.agency.id, since=after)

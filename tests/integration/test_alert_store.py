@@ -3,7 +3,9 @@ and household incidents reaching every child at the address."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -205,6 +207,57 @@ class TestAcknowledgeAndEscalate:
         await processor.handle(batch(retraction("health:rtr-1", "health:ed-1"), start=2))
         with pytest.raises(AlertNotOpen):
             await store.acknowledge(raised.alert_id, "sw-1", now=clock.now)
+
+
+class TestChangesAnnounced:
+    """Readers of this process wake when alert steps commit, and read them at once."""
+
+    async def wake_reader(self, store: AlertStore, write) -> list[str]:
+        """Wait from a mark (as the SSE stream does) while ``write`` runs; what the woken
+        reader reads."""
+        mark = store.changes.mark()
+        since = await store.latest_seq()
+        woke = asyncio.create_task(store.changes.wait(mark, 30.0))
+        await asyncio.sleep(0)
+        started = time.monotonic()
+        await write()
+        assert await asyncio.wait_for(woke, 5.0) is True
+        assert time.monotonic() - started < 5.0
+        return [i.kind for i in await store.inbox([SW], since_id=since)]
+
+    async def test_a_raise_is_readable_when_announced(self, store, processor):
+        """The processor announces after its transaction: the woken reader sees the step."""
+        read = await self.wake_reader(store, lambda: processor.handle(batch(plan(), attendance())))
+        assert (read, await store.latest_seq()) == (["raised"], 1)
+
+    async def test_an_acknowledgement_is_announced(self, store, processor, clock):
+        """Acknowledging wakes readers with the acknowledged step committed."""
+        (raised,) = await processor.handle(batch(plan(), attendance()))
+
+        async def acknowledge() -> None:
+            await store.acknowledge(raised.alert_id, "sw-1", now=clock.now)
+
+        assert await self.wake_reader(store, acknowledge) == ["acknowledged"]
+
+    async def test_an_escalation_is_announced(self, store, processor, clock):
+        """An escalation step due now wakes readers."""
+        (raised,) = await processor.handle(batch(plan(), attendance()))
+        clock.now = raised.due_at
+        mark = store.changes.mark()
+        await processor.escalate()
+        assert await store.changes.wait(mark, 0.01) is True
+
+    async def test_nothing_recorded_nothing_announced(self, store, processor):
+        """A batch (or a redelivery) that records no step wakes nobody."""
+        await processor.handle(batch(plan(), attendance()))
+        mark = store.changes.mark()
+        await processor.handle(batch(plan(), attendance()))  # redelivered: nothing new
+        await processor.handle(batch(school_contact("school:c-1"), start=2))
+        assert await store.changes.wait(mark, 0.05) is False
+
+    async def test_latest_seq_of_an_empty_store(self, store):
+        """No alert step yet: the newest sequence number is 0."""
+        assert await store.latest_seq() == 0
 
 
 # --- Households: an incident about one child reaches the other children at the address ------
