@@ -31,8 +31,9 @@ measures the queue, and grows with ``--duration``).
 
 Usage::
 
-    .venv/bin/python bench/alert_latency.py [--rate 1000] [--duration 60] [--alert-every 1]
-        [--store sqlite|postgresql] [--postgres-url URL] [--batch 500] [--drain 600]
+    .venv/bin/python bench/alert_latency.py [--rates 0,100,1000] [--split-roles] [--duration 60]
+        [--alert-every 1] [--store sqlite|postgresql] [--postgres-url URL] [--batch 500]
+        [--hub-env HUB_X=V ...] [--baseline-tree DIR] [--drain 600] [--backlog-wait 60]
 """
 
 from __future__ import annotations
@@ -63,8 +64,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline import (
     Broker,
     Hub,
-    Leftovers,
-    _signed_value,
     build_load,
     count_entries,
     cpu_seconds,
@@ -74,6 +73,7 @@ from pipeline import (
     open_broker,
     percentiles,
     say,
+    signed_value,
 )
 
 from contracts.examples import example_data, example_envelope, valid_nhs_number
@@ -250,7 +250,7 @@ async def background(
             if i >= len(load):
                 break
             stamp = datetime.now(UTC).isoformat().encode()
-            value = _signed_value(load, i, stamp, signer)
+            value = signed_value(load, i, stamp, signer)
             pending.append(await producer.send(topic, value, key=load.keys[i]))
             tally.background_sent += 1
         await asyncio.sleep(_TICK)
@@ -274,26 +274,81 @@ async def triggers(
         await producer.send(topic, value, key=key)
 
 
-async def wait_assignments(hub: Hub, groups: int, seconds: float) -> bool:
-    """Wait until the hub's log shows a partition assignment for each of its consumer groups
-    (the JSON log line names no group, so assignments are counted)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        text = hub.log_path.read_text(errors="replace")
-        if text.count("assigned to partitions") >= groups:
-            return True
-        await asyncio.sleep(0.2)
-    return False
+GROUPS_OF = {"all": ("ingest", "narrative", "alerts"), "ingest": ("ingest",),
+             "narrative": ("narrative",), "alerts": ("alerts",), "api": ()}  # fmt: skip
+"""The consumer groups each role's process joins (``hub.bootstrap.build_hub``)."""
+
+LAYOUTS = {"single": ("all",), "split": ("api", "alerts", "narrative", "ingest")}
+"""Processes of each layout, in start order (the first serves the API and migrates the store)."""
 
 
-def hub_token(hub: Hub) -> str:
+class RoleHub(Hub):
+    """One ``python -m hub serve --role ROLE`` process, logging to its own file."""
+
+    def __init__(self, env: dict[str, str], data_dir: Path, role: str) -> None:
+        serve = [sys.executable, "-m", "hub", "serve", "--role", role, "--port"]
+        super().__init__(env, data_dir, None, command=serve)
+        self.role = role
+        self.log_path = data_dir / f"hub-{role}.log"
+
+    def wait_groups(self, seconds: float) -> bool:
+        """Wait until this process's log shows a partition assignment per consumer group it
+        joins (the JSON log line names no group, so they are counted)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            text = self.log_path.read_text(errors="replace")
+            if text.count("assigned to partitions") >= len(GROUPS_OF[self.role]):
+                return True
+            time.sleep(0.1)
+        return False
+
+
+@dataclass(slots=True)
+class Layout:
+    """The hub's processes in one layout: one process with every role, or one per role."""
+
+    name: str
+    tree: Path | None = None
+    """Another checkout of the project to run the hub from (a baseline), else this one."""
+    processes: list[RoleHub] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.name if self.tree is None else f"{self.name}@base"
+
+    @property
+    def api(self) -> RoleHub:
+        return self.processes[0]
+
+    def cpu(self) -> dict[str, float | None]:
+        """CPU seconds used so far, per role."""
+        return {p.role: cpu_seconds(p.pid) for p in self.processes}
+
+    def start(self, env: dict[str, str], work: Path) -> None:
+        """Start the processes one after another, each ready and its groups assigned."""
+        for role in LAYOUTS[self.name]:
+            hub = RoleHub(env, work, role)
+            self.processes.append(hub)
+            hub.start()
+            if not hub.wait_groups(60.0):
+                say(f"  {role}: partition assignment not logged within 60 s")
+
+    def stop(self) -> None:
+        for hub in reversed(self.processes):
+            hub.stop()
+
+    def tail(self) -> str:
+        return "\n".join(f"[{p.role}]\n{p.tail(15)}" for p in self.processes)
+
+
+def hub_token(env: dict[str, str]) -> str:
     """A social worker's token for the lead practitioner, from ``hub token``."""
     done = subprocess.run(
         [
             *(sys.executable, "-m", "hub", "token", "--sub", LEAD_EMAIL, "--agency", _CS),
             *("--role", "social_worker", "--ttl-minutes", "240"),
         ],
-        env={**os.environ, **hub.env},
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -302,11 +357,23 @@ def hub_token(hub: Hub) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-async def run(args: argparse.Namespace, broker: Broker, work: Path, leftovers: Leftovers) -> dict:
+@dataclass(slots=True)
+class Case:
+    """One measured case and what it must clean up whatever happens."""
+
+    layout: Layout
+    rate: float
+    work: Path
+    prefix: str = ""
+    db_name: str | None = None
+
+
+async def run(args: argparse.Namespace, broker: Broker, case: Case) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
-    prefix, groups = f"bench{run_id}.", f"bench{run_id}"
+    case.prefix, groups = f"bench{run_id}.", f"bench{run_id}"
+    prefix, work = case.prefix, case.work
     if args.store == "postgresql":
-        db_url, leftovers.db_name = await create_pg_database(args.postgres_url)
+        db_url, case.db_name = await create_pg_database(args.postgres_url)
     else:
         db_url = f"sqlite+aiosqlite:///{work / 'hub.db'}"
     env = {
@@ -317,12 +384,14 @@ async def run(args: argparse.Namespace, broker: Broker, work: Path, leftovers: L
         "HUB_DATABASE_URL": db_url,
         "HUB_BATCH_MAX_RECORDS": str(args.batch),
         "HUB_LOG_LEVEL": "INFO",
+        **dict(kv.split("=", 1) for kv in args.hub_env),
     }
-    hub = leftovers.hub = Hub(env, work, None)
-    hub.start()
-    stable = await wait_assignments(hub, 3, 60.0)
-    say(f"hub: pid {hub.pid} on {hub.url}{'' if stable else ' (assignment not logged)'}")
-    token = await asyncio.to_thread(hub_token, hub)
+    if case.layout.tree is not None:  # its packages before the installed (editable) ones
+        env["PYTHONPATH"] = str(case.layout.tree)
+    layout = case.layout
+    await asyncio.to_thread(layout.start, env, work)
+    say(f"hub ({layout.label}): " + ", ".join(f"{p.role} pid {p.pid}" for p in layout.processes))
+    token = await asyncio.to_thread(hub_token, env)
     count = args.alerts or max(1, int(args.duration / args.alert_every))
     tally = Tally()
     engine = create_engine(db_url)
@@ -330,7 +399,7 @@ async def run(args: argparse.Namespace, broker: Broker, work: Path, leftovers: L
         bootstrap_servers=broker.bootstrap, enable_idempotence=True, linger_ms=5
     )
     await producer.start()
-    listener = asyncio.create_task(listen(hub.url, token, tally))
+    listener = asyncio.create_task(listen(layout.api.url, token, tally))
     try:
         await asyncio.wait_for(tally.stream_open.wait(), 30)
         now = datetime.now(UTC)
@@ -344,20 +413,21 @@ async def run(args: argparse.Namespace, broker: Broker, work: Path, leftovers: L
         t = time.monotonic()
         while await count_entries(engine) < count:
             if time.monotonic() - t > 300:
-                raise RuntimeError(f"plans not stored after 300 s:\n{hub.tail()}")
+                raise RuntimeError(f"plans not stored after 300 s:\n{layout.tail()}")
             await asyncio.sleep(0.2)
         say(f"plans: {count} stored in {time.monotonic() - t:.1f}s; starting load")
-        hub_cpu0 = cpu_seconds(hub.pid)
+        cpu0 = layout.cpu()
         stored0 = await count_entries(engine)
         load_start = time.time()
         bg = asyncio.create_task(
-            background(producer, f"{prefix}ingest.police", args.rate, args.duration, run_id, tally)
+            background(producer, f"{prefix}ingest.police", case.rate, args.duration, run_id, tally)
         )
         await triggers(producer, f"{prefix}ingest.health", count, args.alert_every, run_id, tally)
         used = await bg
         load_end = time.time()
+        load_average = os.getloadavg()[0]
         stored_at_end = await count_entries(engine) - stored0
-        hub_cpu_load = cpu_seconds(hub.pid)
+        cpu1 = layout.cpu()
         say(
             f"load: {tally.background_sent} background events in {used:.1f}s "
             f"({tally.background_sent / used:.0f}/s); hub stored {stored_at_end} entries meanwhile"
@@ -369,11 +439,14 @@ async def run(args: argparse.Namespace, broker: Broker, work: Path, leftovers: L
             await asyncio.sleep(0.2)
         drained = time.time()
         total = tally.background_sent + len(tally.submitted)
-        while time.monotonic() < deadline:
+        caught_up: float | None = None
+        backlog_deadline = time.monotonic() + args.backlog_wait
+        while time.monotonic() < backlog_deadline:
             if await count_entries(engine) - stored0 >= total:
+                caught_up = time.time()
                 break
             await asyncio.sleep(0.5)
-        caught_up = time.time()
+        stored_total = await count_entries(engine) - stored0
     finally:
         listener.cancel()
         with contextlib.suppress(BaseException):
@@ -388,19 +461,22 @@ async def run(args: argparse.Namespace, broker: Broker, work: Path, leftovers: L
     to_raise = [(tally.raised[i] - tally.submitted[i]) * 1000 for i in tally.raised]
     to_stream = [(tally.received[i] - tally.raised[i]) * 1000 for i in tally.raised]
     load_seconds = load_end - load_start
+    cores = {
+        role: None if cpu0[role] is None or cpu1[role] is None
+        else round((cpu1[role] - cpu0[role]) / load_seconds, 2)  # type: ignore[operator]
+        for role in cpu0
+    }  # fmt: skip
     return {
+        "layout": layout.label,
         "store": args.store,
-        "rate_offered": args.rate,
+        "rate_offered": case.rate,
         "duration_s": args.duration,
         "background_sent": tally.background_sent,
         "background_rate": round(tally.background_sent / used, 1),
         "hub_stored_during_load": stored_at_end,
         "hub_rate_during_load": round(stored_at_end / load_seconds, 1),
-        "hub_cpu_cores_during_load": (
-            None
-            if hub_cpu0 is None or hub_cpu_load is None
-            else round((hub_cpu_load - hub_cpu0) / load_seconds, 2)
-        ),
+        "hub_cpu_cores_during_load": cores,
+        "load_average_end_of_load": round(load_average, 1),
         "alerts_submitted": len(tally.submitted),
         "alerts_received": len(tally.received),
         "other_alerts": tally.other_alerts,
@@ -408,15 +484,35 @@ async def run(args: argparse.Namespace, broker: Broker, work: Path, leftovers: L
         "submitted_to_raised_ms": percentiles(to_raise),
         "raised_to_sse_ms": percentiles(to_stream),
         "last_alert_after_load_s": round(drained - load_end, 1),
-        "backlog_drained_after_load_s": round(caught_up - load_end, 1),
+        "backlog_drained_after_load_s": None
+        if caught_up is None
+        else round(caught_up - load_end, 1),
+        "backlog_left": total - stored_total,
         "batch": args.batch,
+        "hub_env": list(args.hub_env),
         "cpus": os.cpu_count(),
     }
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--rate", type=float, default=1000.0, help="background events/s offered")
+    parser.add_argument(
+        "--rates", default="1000", help="background events/s offered, comma-separated: a case each"
+    )
+    parser.add_argument("--rate", type=float, help="one background rate (same as --rates R)")
+    parser.add_argument(
+        "--layouts",
+        default="single",
+        help="comma-separated: single (one `hub serve`), split (a process per role)",
+    )
+    parser.add_argument(
+        "--split-roles", action="store_true", help="measure both layouts (--layouts single,split)"
+    )
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="also run each layout from this checkout (e.g. a `git worktree` of an older commit)",
+    )
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of background load")
     parser.add_argument("--alert-every", type=float, default=1.0, help="seconds between triggers")
     parser.add_argument(
@@ -425,77 +521,119 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--postgres-url", default=os.environ.get("HUB_TEST_POSTGRES_URL"))
     parser.add_argument("--batch", type=int, default=500, help="HUB_BATCH_MAX_RECORDS")
-    parser.add_argument("--drain", type=float, default=600.0, help="seconds to wait after load")
+    parser.add_argument(
+        "--hub-env", action="append", default=[], metavar="HUB_X=V", help="extra hub setting"
+    )
+    parser.add_argument("--drain", type=float, default=600.0, help="seconds to wait for alerts")
+    parser.add_argument(
+        "--backlog-wait", type=float, default=60.0, help="seconds to wait for the backlog after"
+    )
     parser.add_argument("--data-dir", type=Path, default=Path(".hub"), help="local broker's dir")
-    parser.add_argument("--keep", action="store_true", help="keep temp dir, topics, database")
+    parser.add_argument("--keep", action="store_true", help="keep temp dirs, topics, databases")
     args = parser.parse_args(argv)
     if args.store == "postgresql" and not args.postgres_url:
         parser.error("--store postgresql needs --postgres-url (or HUB_TEST_POSTGRES_URL)")
+    args.rates = [args.rate] if args.rate is not None else [float(r) for r in args.rates.split(",")]
+    args.layouts = ["single", "split"] if args.split_roles else args.layouts.split(",")
+    if any(layout not in LAYOUTS for layout in args.layouts):
+        parser.error(f"--layouts takes {', '.join(LAYOUTS)}")
+    if any("=" not in kv or not kv.startswith("HUB_") for kv in args.hub_env):
+        parser.error("--hub-env takes HUB_NAME=VALUE")
     return args
 
 
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+async def run_case(args: argparse.Namespace, broker: Broker, layout: Layout, rate: float) -> dict:
+    """One layout at one rate on a fresh hub; everything it made is removed afterwards."""
+    case = Case(layout, rate, Path(tempfile.mkdtemp(prefix="hub-alertbench-")))
+    say(f"\n== {layout.label}, {rate:g} events/s; load average {os.getloadavg()[0]:.1f}")
+    try:
+        result = await run(args, broker, case)
+        report(result)
+        return result
+    finally:
+        await asyncio.to_thread(case.layout.stop)
+        if not args.keep:
+            with contextlib.suppress(Exception):
+                await delete_topics_with_prefix(broker.bootstrap, case.prefix)
+            if case.db_name:
+                with contextlib.suppress(Exception):
+                    await drop_pg_database(args.postgres_url, case.db_name)
+            shutil.rmtree(case.work, ignore_errors=True)
+        else:
+            say(f"kept: {case.work}, database {case.db_name}")
+
+
+async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     say(
         f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python "
         f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}"
     )
     broker = await asyncio.to_thread(open_broker, args.data_dir)
     say(f"broker: {broker.bootstrap} - {broker.note}")
-    work = Path(tempfile.mkdtemp(prefix="hub-alertbench-"))
-    leftovers = Leftovers()
+    results: list[dict[str, Any]] = []
     try:
-        result = await run(args, broker, work, leftovers)
+        for rate in args.rates:  # the layouts side by side at each rate, close in time
+            for name in args.layouts:
+                for tree in (args.baseline_tree, None) if args.baseline_tree else (None,):
+                    results.append(await run_case(args, broker, Layout(name, tree), rate))
     finally:
-        if leftovers.hub is not None:
-            prefix = leftovers.hub.env["HUB_TOPIC_PREFIX"]
-            await asyncio.to_thread(leftovers.hub.stop)
-            if not args.keep:
-                with contextlib.suppress(Exception):
-                    await delete_topics_with_prefix(broker.bootstrap, prefix)
-        if not args.keep:
-            if leftovers.db_name:
-                with contextlib.suppress(Exception):
-                    await drop_pg_database(args.postgres_url, leftovers.db_name)
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            say(f"kept: {work}, database {leftovers.db_name}")
         if broker.local is not None:
             await asyncio.to_thread(broker.local.stop)
-    return result
+    return results
+
+
+def _ms(figures: dict[str, float], key: str) -> str:
+    return f"{figures[key]:.0f}" if figures else "-"
 
 
 def report(result: dict[str, Any]) -> None:
     lat = result["latency_ms"]
-    say()
+    cores = result["hub_cpu_cores_during_load"]
     say(
         f"background:   offered {result['rate_offered']:.0f}/s for {result['duration_s']:.0f}s, "
         f"sent {result['background_sent']} ({result['background_rate']:.0f}/s achieved)"
     )
+    drained = result["backlog_drained_after_load_s"]
     say(
         f"hub:          stored {result['hub_stored_during_load']} entries during the load "
-        f"({result['hub_rate_during_load']:.0f}/s, {result['hub_cpu_cores_during_load']} cores); "
-        f"backlog drained {result['backlog_drained_after_load_s']:.1f}s after the load stopped"
-    )
+        f"({result['hub_rate_during_load']:.0f}/s; cores {cores}); load average "
+        f"{result['load_average_end_of_load']}; backlog "
+        + (f"drained {drained:.1f}s after the load" if drained is not None
+           else f"{result['backlog_left']} events left")
+    )  # fmt: skip
     say(
         f"alerts:       {result['alerts_received']}/{result['alerts_submitted']} received on SSE "
         f"(other alerts: {result['other_alerts']})"
     )
     if lat:
-        say(
-            f"latency (ms): p50 {lat['p50']:.0f}  p99 {lat['p99']:.0f}  max {lat['max']:.0f}  "
-            "(submission -> SSE receipt)"
-        )
         up, out = result["submitted_to_raised_ms"], result["raised_to_sse_ms"]
         say(
-            f"  of which:   submission -> raised_at p50 {up['p50']:.0f} p99 {up['p99']:.0f}; "
-            f"raised_at -> SSE p50 {out['p50']:.0f} p99 {out['p99']:.0f}"
+            f"latency (ms): p50 {lat['p50']:.0f}  p99 {lat['p99']:.0f}  max {lat['max']:.0f}  "
+            f"(submission -> raised_at p50 {_ms(up, 'p50')} p99 {_ms(up, 'p99')}; "
+            f"raised_at -> SSE p50 {_ms(out, 'p50')} p99 {_ms(out, 'p99')})"
         )
     say(json.dumps(result, sort_keys=True))
 
 
+def summary(results: Sequence[dict[str, Any]]) -> None:
+    """One line per case, then every figure as one JSON line."""
+    say("\nlayout       offered  achieved  stored/s  alerts   p50 ms  p99 ms  max ms"
+        "  ->raised p50/p99  raised->SSE p50/p99  load avg")  # fmt: skip
+    for r in results:
+        lat, up, out = r["latency_ms"], r["submitted_to_raised_ms"], r["raised_to_sse_ms"]
+        say(
+            f"{r['layout']:<12} {r['rate_offered']:>7.0f} {r['background_rate']:>9.0f} "
+            f"{r['hub_rate_during_load']:>9.0f} "
+            f"{r['alerts_received']:>3}/{r['alerts_submitted']:<4}"
+            f" {_ms(lat, 'p50'):>7} {_ms(lat, 'p99'):>7} {_ms(lat, 'max'):>7}"
+            f" {_ms(up, 'p50'):>8}/{_ms(up, 'p99'):<8} {_ms(out, 'p50'):>10}/{_ms(out, 'p99'):<9}"
+            f" {r['load_average_end_of_load']:>8}"
+        )
+    say(json.dumps(list(results), sort_keys=True))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
-    report(asyncio.run(main_async(args)))
+    summary(asyncio.run(main_async(parse_args(argv))))
 
 
 if __name__ == "__main__":

@@ -247,7 +247,7 @@ def build_load(events: int, run_id: str, *, signed: bool = True) -> Load:
     return Load(keys=keys, heads=heads, tails=tails, children=children)
 
 
-def _signed_value(load: Load, index: int, stamp: bytes, key: Any) -> bytes:
+def signed_value(load: Load, index: int, stamp: bytes, key: Any) -> bytes:
     """A signed load's message ``index`` with its recorded_at and a fresh signature."""
     assert load.mids is not None and load.canonical is not None
     c_head, c_tail = load.canonical[index]
@@ -282,7 +282,7 @@ async def produce(bootstrap: str, topic: str, load: Load) -> Produced:
             value = (
                 head + stamp + tail
                 if load.mids is None
-                else _signed_value(load, index, stamp, signer)
+                else signed_value(load, index, stamp, signer)
             )
             futures.append(await producer.send(topic, value, key=key))
         await asyncio.gather(*futures)
