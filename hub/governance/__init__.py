@@ -22,7 +22,6 @@ from hub.governance.audit import (
     AuditEntry,
     AuditRecord,
     ChildFacts,
-    Disclosure,
     decisions_entry,
 )
 from hub.governance.audit_store import (
@@ -61,7 +60,6 @@ __all__ = [
     "ChildFacts",
     "ConsentDecision",
     "ConsentStore",
-    "Disclosure",
     "GivenBy",
     "Governance",
     "GovernanceSettings",

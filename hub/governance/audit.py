@@ -9,6 +9,7 @@ past requests can be replayed against a proposed rule pack (``hub rules dry-run`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,6 @@ __all__ = [
     "AuditEntry",
     "AuditRecord",
     "ChildFacts",
-    "Disclosure",
     "canonical_json",
     "decisions_entry",
     "record_hash",
@@ -114,8 +114,12 @@ class Actor:
         )
 
 
+@functools.lru_cache(maxsize=65_536)
 def _iso(value: datetime) -> str:
-    """An instant as ISO 8601 in UTC with microseconds (one spelling per instant)."""
+    """An instant as ISO 8601 in UTC with microseconds (one spelling per instant).
+
+    Cached: a child's reads spell the same entries' times again and again, and formatting
+    is most of what writing a read's record costs. Equal instants spell the same."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat(timespec="microseconds")
@@ -133,31 +137,6 @@ def canonical_json(value: Mapping[str, Any]) -> str:
 def record_hash(text: str) -> str:
     """SHA-256 (hex) of a record's canonical JSON text."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Disclosure:
-    """One event's decision in a disclosure: the facts rules match on and the answer."""
-
-    event_id: str
-    facts: EventFacts
-    effect: str
-    rule_ids: tuple[str, ...] = ()
-    lawful_bases: tuple[str, ...] = ()
-    reason: str = ""
-
-    @classmethod
-    def of(cls, event_id: str, facts: EventFacts, decision: Decision) -> Disclosure:
-        """The disclosure record of one decision."""
-        fields = decision.audit_fields()
-        return cls(
-            event_id=event_id,
-            facts=facts,
-            effect=fields["effect"],
-            rule_ids=tuple(fields["rule_ids"]),
-            lawful_bases=tuple(fields["lawful_bases"]),
-            reason=fields["reason"],
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +231,8 @@ class AuditEntry:
     effect: str | None = None
     pack_version: str | None = None
     reason: str = ""
-    disclosures: tuple[Disclosure, ...] = ()
+    decisions: Sequence[tuple[str, EventFacts, Decision]] = ()
+    """Each decided event: its id, the facts the rules matched on, and the decision."""
     child_facts: ChildFacts | None = None
     break_glass_id: str | None = None
     justification_sha256: str | None = None
@@ -260,33 +240,54 @@ class AuditEntry:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def body(self, at: datetime) -> dict[str, Any]:
-        """The JSON-ready record (without its chain fields)."""
+        """The JSON-ready record (without its chain fields).
+
+        Decisions are kept compactly, because a read of a child with thousands of entries
+        decides each one: ``event_ids`` lists the events in order, and ``decisions`` holds
+        the distinct event facts and outcomes once each, with one ``[occurred_at, fact,
+        outcome]`` row per event (``AuditRecord.disclosure_items`` expands them).
+        """
+        decided = self.decisions
+        if decided and self.event_ids and list(self.event_ids) != [e for e, _, _ in decided]:
+            raise ValueError("an entry's event_ids must be its decisions' events")
         reasons: list[str] = []
-        index: dict[str, int] = {}
-        items = []
-        for d in self.disclosures:
-            if d.reason not in index:
-                index[d.reason] = len(reasons)
-                reasons.append(d.reason)
-            f = d.facts
-            items.append(
-                {
-                    "event_id": d.event_id,
-                    "event_type": str(f.event_type),
-                    "source_agency_id": f.source_agency_id,
-                    "source_agency_kind": str(f.source_agency_kind),
-                    "sensitivity": sorted(str(t) for t in f.sensitivity),
-                    "occurred_at": _iso(f.occurred_at),
-                    "effect": d.effect,
-                    "rule_ids": list(d.rule_ids),
-                    "lawful_bases": list(d.lawful_bases),
-                    "reason": index[d.reason],
-                }
-            )
-        event_ids = list(self.event_ids) or [d.event_id for d in self.disclosures]
+        reason_index: dict[str, int] = {}
+        facts: list[list[Any]] = []
+        fact_index: dict[tuple[Any, ...], int] = {}
+        outcomes: list[list[Any]] = []
+        outcome_index: dict[tuple[Any, ...], int] = {}
+        by_decision: dict[int, int] = {}  # a read's decisions are mostly the same few objects
+        rows: list[list[Any]] = []
+        for _, f, d in decided:
+            fact = fact_index.get(f.attributes)
+            if fact is None:
+                fact = fact_index[f.attributes] = len(facts)
+                facts.append(
+                    [
+                        str(f.event_type),
+                        f.source_agency_id,
+                        str(f.source_agency_kind),
+                        sorted(str(t) for t in f.sensitivity),
+                    ]
+                )
+            outcome = by_decision.get(id(d))
+            if outcome is None:
+                rule_ids = [g.rule_id for g in d.grants]
+                bases = [str(g.lawful_basis) for g in d.grants]
+                said = (d.effect, tuple(rule_ids), tuple(bases), d.reason)
+                outcome = outcome_index.get(said)
+                if outcome is None:
+                    if d.reason not in reason_index:
+                        reason_index[d.reason] = len(reasons)
+                        reasons.append(d.reason)
+                    outcome = outcome_index[said] = len(outcomes)
+                    outcomes.append([d.effect, rule_ids, bases, reason_index[d.reason]])
+                by_decision[id(d)] = outcome
+            rows.append([_iso(f.occurred_at), fact, outcome])
+        event_ids = [e for e, _, _ in decided] or list(self.event_ids)
         effect = self.effect
-        if effect is None and self.disclosures:
-            effect = "permit" if any(d.effect == "permit" for d in self.disclosures) else "deny"
+        if effect is None and outcomes:
+            effect = "permit" if any(o[0] == "permit" for o in outcomes) else "deny"
         return {
             "at": _iso(at),
             "action": str(self.action),
@@ -300,13 +301,13 @@ class AuditEntry:
             "event_ids": event_ids,
             "effect": effect,
             "pack_version": self.pack_version,
-            "rule_ids": _ordered(r for d in self.disclosures for r in d.rule_ids),
-            "lawful_bases": _ordered(b for d in self.disclosures for b in d.lawful_bases),
+            "rule_ids": _ordered(r for o in outcomes for r in o[1]),
+            "lawful_bases": _ordered(b for o in outcomes for b in o[2]),
             "reason": self.reason or (reasons[0] if len(reasons) == 1 else ""),
             "break_glass_id": self.break_glass_id,
             "justification_sha256": self.justification_sha256,
             "child": None if self.child_facts is None else self.child_facts.as_dict(),
-            "disclosures": items,
+            "decisions": {"facts": facts, "outcomes": outcomes, "events": rows},
             "reasons": reasons,
             "extra": dict(self.extra),
         }
@@ -337,6 +338,48 @@ class AuditRecord:
         """A JSON-ready form for the API and CLI."""
         return {"seq": self.seq, "hash": self.hash, "prev_hash": self.prev_hash, **self.body}
 
+    def disclosure_items(self) -> list[dict[str, Any]]:
+        """One dict per decided event, in order: ``event_id``, ``event_type``,
+        ``source_agency_id``, ``source_agency_kind``, ``sensitivity``, ``occurred_at``,
+        ``effect``, ``rule_ids``, ``lawful_bases`` and ``reason`` (its text).
+
+        Reads both the compact ``decisions`` of current records and the per-event
+        ``disclosures`` list of records written before it.
+        """
+        b = self.body
+        reasons = b.get("reasons") or []
+        if "disclosures" in b:  # records before the compact form
+            return [
+                {
+                    **d,
+                    "reason": reasons[d["reason"]] if isinstance(d["reason"], int) else d["reason"],
+                }
+                for d in b["disclosures"]
+            ]
+        decided = b.get("decisions") or {}
+        facts, outcomes, rows = decided.get("facts"), decided.get("outcomes"), decided.get("events")
+        if not rows:  # an entry about events without decisions (e.g. a view attempt)
+            return []
+        items = []
+        for event_id, (occurred_at, f, o) in zip(b["event_ids"], rows, strict=True):
+            event_type, agency_id, agency_kind, sensitivity = facts[f]
+            effect, rule_ids, lawful_bases, reason = outcomes[o]
+            items.append(
+                {
+                    "event_id": event_id,
+                    "event_type": event_type,
+                    "source_agency_id": agency_id,
+                    "source_agency_kind": agency_kind,
+                    "sensitivity": list(sensitivity),
+                    "occurred_at": occurred_at,
+                    "effect": effect,
+                    "rule_ids": list(rule_ids),
+                    "lawful_bases": list(lawful_bases),
+                    "reason": reasons[reason],
+                }
+            )
+        return items
+
     def past_requests(self) -> list[PastRequest]:
         """This record's decisions as past requests (none for non-disclosure actions)."""
         b = self.body
@@ -366,7 +409,7 @@ class AuditRecord:
                 child_id=b["child_id"],
                 at=at,
             )
-            for d in b["disclosures"]
+            for d in self.disclosure_items()
         ]
 
 
@@ -394,7 +437,7 @@ def decisions_entry(
         child_id=child_id,
         effect=None if decisions else "deny",
         pack_version=pack_version,
-        disclosures=tuple(Disclosure.of(i, f, d) for i, f, d in decisions),
+        decisions=tuple(decisions),
         child_facts=ChildFacts.of(child, request),
         break_glass_id=break_glass_id,
         justification_sha256=justification_sha256,

@@ -108,7 +108,7 @@ async def subject_access(
     withheld = 0
     async for record in trail.records(child_id=child_id, actions=sorted(DISCLOSURE_ACTIONS)):
         b = record.body
-        for item in b["disclosures"]:
+        for item in record.disclosure_items():
             if item["effect"] != "permit":
                 withheld += 1
                 continue

@@ -4,7 +4,7 @@ The narrative read path and delivery call ``decide`` per event (cached by attrib
 ``redact`` on what is permitted; IG tooling calls ``validate_pack``, ``diff_packs``, ``dry_run``.
 """
 
-from hub.sharing.decide import CompiledPack, compile_pack, decide
+from hub.sharing.decide import CompiledPack, compile_pack, decide, decide_all
 from hub.sharing.diff import (
     DisclosureChange,
     DryRunResult,
@@ -73,6 +73,7 @@ __all__ = [
     "RuleProblem",
     "compile_pack",
     "decide",
+    "decide_all",
     "diff_packs",
     "dry_run",
     "export_rule_pack_schema",

@@ -305,6 +305,43 @@ class CompiledPack:
             return outcome.final
         return self._after_delays(outcome.candidates, event, child, now)
 
+    def decide_all(
+        self,
+        request: AccessRequest,
+        events: Sequence[EventFacts],
+        child: ChildContext,
+        *,
+        now: datetime,
+    ) -> list[Decision]:
+        """``decide`` for each event of one child for one request, in order.
+
+        The same answers as one ``decide`` per event; the request's and child's part of the
+        key is built once, and events with the same attributes share one cache lookup.
+        """
+        req = request.attributes
+        state, at = child.consent_key(req[4], req[0])
+        epoch = bisect_right(self._stamps, now.timestamp()) if self._stamps else 0
+        tail = (
+            child.status_key,
+            state,
+            at,
+            child.significant_harm,
+            req[0] in child.involved_agencies,
+        )
+        seen: dict[tuple[Any, ...], _Outcome] = {}
+        decided: list[Decision] = []
+        for event in events:
+            outcome = seen.get(event.attributes)
+            if outcome is None:
+                outcome = seen[event.attributes] = self._cached(
+                    _Key(epoch, *req, *event.attributes, *tail)
+                )
+            if outcome.final is not None:
+                decided.append(outcome.final)
+            else:
+                decided.append(self._after_delays(outcome.candidates, event, child, now))
+        return decided
+
     def _evaluate(self, key: _Key) -> _Outcome:
         """Match the rules during the key's epoch (any instant in it answers alike)."""
         now = self._boundaries[key.epoch - 1] if key.epoch else _BEGINNING
@@ -459,3 +496,15 @@ def decide(
     evaluates from scratch (benchmarks; the answer is the same).
     """
     return compile_pack(pack).decide(request, event, child, now=now, use_cache=use_cache)
+
+
+def decide_all(
+    request: AccessRequest,
+    events: Sequence[EventFacts],
+    child: ChildContext,
+    pack: RulePack,
+    *,
+    now: datetime,
+) -> list[Decision]:
+    """``decide`` for every event of one child (a narrative read): same answers, cheaper."""
+    return compile_pack(pack).decide_all(request, events, child, now=now)

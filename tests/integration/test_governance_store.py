@@ -145,7 +145,7 @@ class TestAuditChain:
             "break_glass_id": None,
             "child": None,
             "child_id": CHILD,
-            "disclosures": [],
+            "decisions": {"facts": [], "outcomes": [], "events": []},
             "effect": "permit",
             "event_ids": ["ev-1"],
             "extra": {},

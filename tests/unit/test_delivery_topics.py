@@ -320,7 +320,7 @@ class TestDenied:
                 r.body["action"],
                 r.body["extra"]["subscriber_id"],
                 r.body["effect"],
-                [(d["event_id"], d["effect"]) for d in r.body["disclosures"]],
+                [(d["event_id"], d["effect"]) for d in r.disclosure_items()],
             )
             for r in records
         ) == [

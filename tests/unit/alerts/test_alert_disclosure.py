@@ -286,20 +286,11 @@ class TestAuditRecord:
                 "involved": True,
                 "milestones": {},
             },
-            "disclosures": [
-                {
-                    "event_id": "ev-police",
-                    "event_type": "contact.recorded",
-                    "source_agency_id": POLICE,
-                    "source_agency_kind": "police",
-                    "sensitivity": ["domestic_abuse"],
-                    "occurred_at": "2026-06-01T23:00:00.000000+00:00",
-                    "effect": "permit",
-                    "rule_ids": ["encompass-school-dsl"],
-                    "lawful_bases": ["legal_obligation"],
-                    "reason": 0,
-                }
-            ],
+            "decisions": {
+                "facts": [["contact.recorded", POLICE, "police", ["domestic_abuse"]]],
+                "outcomes": [["permit", ["encompass-school-dsl"], ["legal_obligation"], 0]],
+                "events": [["2026-06-01T23:00:00.000000+00:00", 0, 0]],
+            },
             "reasons": [reason],
             "extra": {
                 "alert_id": "al-domestic_abuse_to_school",

@@ -58,14 +58,14 @@ EVENTS = [
 ]  # fmt: skip
 
 
-def entry():
+def entry(events=EVENTS):
     return decisions_entry(
         action=AuditAction.narrative_read,
         who="sam.sw",
         request=WORKER,
         child_id="child-1",
         child=CHILD,
-        decisions=[(i, f, decide(WORKER, f, CHILD, PACK, now=NOW)) for i, f in EVENTS],
+        decisions=[(i, f, decide(WORKER, f, CHILD, PACK, now=NOW)) for i, f in events],
         pack_version=PACK.version,
     )
 
@@ -89,12 +89,83 @@ class TestDecisionsEntry:
             "involved": True,
             "milestones": {"strategy_meeting": "2025-06-01T09:00:00.000000+00:00"},
         }
-        assert [(d["event_id"], d["effect"], d["reason"]) for d in body["disclosures"]] == [
-            ("ev-1", "permit", 0),
-            ("ev-2", "deny", 1),
-        ]
+        assert body["decisions"] == {
+            "facts": [
+                ["concern.raised", "northshire-police", "police", ["domestic_abuse"]],
+                ["contact.recorded", "northshire-health", "health", ["mental_health"]],
+            ],
+            "outcomes": [
+                ["permit", ["cs-partner-information"], ["public_task"], 0],
+                ["deny", [], [], 1],
+            ],
+            "events": [
+                ["2025-05-31T09:00:00.000000+00:00", 0, 0],
+                ["2025-05-30T09:00:00.000000+00:00", 1, 1],
+            ],
+        }
         assert body["reasons"][1].startswith("no rule in pack 2025.1 permits this")
         assert "withdrawn for safeguarding with northshire-cs" in body["reasons"][1]
+        assert "disclosures" not in body
+
+    def test_repeated_facts_and_outcomes_are_kept_once(self):
+        """A thousand events with one kind of fact and one answer make one fact, one outcome."""
+        many = [(f"ev-{n}", EVENTS[0][1]) for n in range(1000)]
+        body = entry(many).body(NOW)
+        decided = body["decisions"]
+        assert (len(decided["facts"]), len(decided["outcomes"]), len(decided["events"])) == (
+            1,
+            1,
+            1000,
+        )
+        assert body["event_ids"] == [i for i, _ in many]
+
+
+class TestDisclosureItems:
+    """A record's decisions read back one per event, from either form of record."""
+
+    def test_compact_record_expands(self):
+        body = {**entry().body(NOW), "prev_hash": "0" * 64}
+        items = AuditRecord(seq=1, hash="h", prev_hash="0" * 64, body=body).disclosure_items()
+        assert [{k: v for k, v in d.items() if k != "reason"} for d in items] == [
+            {
+                "event_id": "ev-1",
+                "event_type": "concern.raised",
+                "source_agency_id": "northshire-police",
+                "source_agency_kind": "police",
+                "sensitivity": ["domestic_abuse"],
+                "occurred_at": "2025-05-31T09:00:00.000000+00:00",
+                "effect": "permit",
+                "rule_ids": ["cs-partner-information"],
+                "lawful_bases": ["public_task"],
+            },
+            {
+                "event_id": "ev-2",
+                "event_type": "contact.recorded",
+                "source_agency_id": "northshire-health",
+                "source_agency_kind": "health",
+                "sensitivity": ["mental_health"],
+                "occurred_at": "2025-05-30T09:00:00.000000+00:00",
+                "effect": "deny",
+                "rule_ids": [],
+                "lawful_bases": [],
+            },
+        ]
+        assert [d["reason"] for d in items] == body["reasons"]
+
+    def test_record_written_before_the_compact_form(self):
+        """Records of the per-event form (reason by index) still read back, and replay."""
+        compact = entry().body(NOW)
+        items = AuditRecord(1, "h", "p", compact).disclosure_items()
+        reasons = compact["reasons"]
+        old = {k: v for k, v in compact.items() if k != "decisions"}
+        old["disclosures"] = [{**d, "reason": reasons.index(d["reason"])} for d in items]
+        record = AuditRecord(1, "h", "p", old)
+        assert record.disclosure_items() == items
+        assert record.past_requests() == AuditRecord(1, "h", "p", compact).past_requests()
+
+    def test_entry_about_events_without_decisions(self):
+        body = {**entry().body(NOW), "decisions": {"facts": [], "outcomes": [], "events": []}}
+        assert AuditRecord(1, "h", "p", body).disclosure_items() == []
 
     def test_replayed_requests_decide_as_recorded(self):
         """The child facts kept rebuild a context that gives every recorded answer again."""

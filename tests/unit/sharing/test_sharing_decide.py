@@ -25,6 +25,7 @@ from hub.sharing import (
     RulePack,
     compile_pack,
     decide,
+    decide_all,
 )
 from tests.unit.sharing.conftest import (
     INCIDENT_AT,
@@ -489,6 +490,16 @@ class TestDelay:
             ["now", "later"],
             (),
         )
+
+    def test_deciding_together_holds_each_event_by_its_own_time(self) -> None:
+        """Events with the same attributes at different times are held or released apart."""
+        old, new = police_event(), police_event(at=INCIDENT_AT + timedelta(hours=10))
+        now = INCIDENT_AT + timedelta(hours=13)
+        together = decide_all(social_worker(), [old, new, old], child(), self.HOURS, now=now)
+        assert together == [
+            decide(social_worker(), e, child(), self.HOURS, now=now) for e in (old, new, old)
+        ]
+        assert [d.permitted for d in together] == [True, False, True]
 
 
 class TestAttributesOnly:

@@ -27,6 +27,7 @@ from hub.sharing import (
     Rule,
     RulePack,
     decide,
+    decide_all,
     redact,
 )
 from hub.sharing.rules import instant
@@ -225,6 +226,19 @@ class TestAgainstTheOracle:
                 )
             outcomes.add(got.permitted)
         assert outcomes == {True, False}
+
+    def test_deciding_a_childs_events_together_answers_as_one_by_one(
+        self, cases: list[Any]
+    ) -> None:
+        """``decide_all`` over many events (repeated attributes, delays) = ``decide`` each."""
+        rng = random.Random(SEED + 1)
+        for rules, req, _, ch in cases[:300]:
+            events = [c[2] for c in rng.sample(cases, 12)]
+            events += [rng.choice(events) for _ in range(8)]  # attributes seen again
+            for now in (NOW, INCIDENT_AT + timedelta(hours=2)):
+                assert decide_all(req, events, ch, rules, now=now) == [
+                    decide(req, ev, ch, rules, now=now) for ev in events
+                ]
 
     def test_a_request_no_rule_names_is_always_denied(self, cases: list[Any]) -> None:
         """Asking for a purpose no rule serves is denied, whatever else holds."""
