@@ -8,14 +8,15 @@ permit or deny, is written to the audit trail in one record per purpose.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from hub.api.narrative_cache import cache_for
 from hub.auth import Caller
 from hub.bootstrap import Hub
-from hub.crypto.narrative import CONTEXT_FAMILIES, open_items
+from hub.crypto.narrative import open_items, with_texts
 from hub.domain.chronology import ChronologyItem, situation_of
 from hub.domain.narrative import describe_view
 from hub.domain.roles import Role
@@ -23,7 +24,8 @@ from hub.governance import Governance
 from hub.governance.api import governance_of
 from hub.governance.audit import Actor
 from hub.governance.read_path import PreparedRead, prepare_read, record_read
-from hub.sharing import AccessRequest, Decision, EventFacts, Purpose, decide, redact
+from hub.sharing import AccessRequest, Decision, EventFacts, Purpose, decide_all, redact
+from hub.store.repository import StoredEntry
 
 __all__ = ["ROLE_PURPOSES", "VisibleNarrative", "read_visible_narrative"]
 
@@ -97,17 +99,23 @@ async def read_visible_narrative(
     """
     group = await hub.store.identity_group(child_id)
     child_id = group.child_id
-    entries = await hub.store.narrative(group.members)
     keys = hub.security.keys
+    entries: Sequence[StoredEntry]
+    items: Sequence[ChronologyItem]
     if present is None:
+        entries = await hub.store.narrative(group.members)
         items = await open_items(keys, entries)
+        facts_of: Sequence[EventFacts] = [EventFacts.of(i) for i in items]
+        situation = situation_of(items)
     else:
-        items = await open_items(keys, entries, only=lambda e: e.family in CONTEXT_FAMILIES)
+        # Decide on clear columns (kept while the child's entries are unchanged); open
+        # the shown page after deciding (payload only: summaries are described from it).
+        basis = await cache_for(hub.store, keys).basis(group.members)
+        entries, items, facts_of = basis.entries, basis.items, basis.facts
+        situation = basis.situation
     gov = governance_of(hub)
     actor = Actor.of(caller)
-    prepared = await prepare_read(
-        gov, child_id=child_id, actor=actor, situation=situation_of(items)
-    )
+    prepared = await prepare_read(gov, child_id=child_id, actor=actor, situation=situation)
     purposes = (purpose,) if purpose is not None else ROLE_PURPOSES.get(caller.role, ())
     now = datetime.now(UTC)
     permitted: dict[str, tuple[int, Decision]] = {}  # event id -> (purpose index, decision)
@@ -116,23 +124,21 @@ async def read_visible_narrative(
         request = AccessRequest(
             caller.agency.id, caller.agency.kind, caller.role, each, caller.team
         )
+        answers = decide_all(request, facts_of, prepared.child, prepared.pack, now=now)
         decisions = []
-        for item in items:
-            facts = EventFacts.of(item)
-            decision = decide(request, facts, prepared.child, prepared.pack, now=now)
+        for item, facts, decision in zip(items, facts_of, answers, strict=True):
             decisions.append((item.event_id, facts, decision))
             if decision.permitted and item.event_id not in permitted:
                 permitted[item.event_id] = (n, decision)
         per_purpose.append((request, decisions))
     visible = [i for i in items if i.event_id in permitted]
     if present is not None:
-        wanted = set(present(visible)) | {
-            i.event_id for i in visible if i.family in CONTEXT_FAMILIES
-        }
-        closed = {
-            i.event_id for i in visible if i.event_id in wanted and i.family not in CONTEXT_FAMILIES
-        }
-        opened = await open_items(keys, [e for e in entries if e.event_id in closed])
+        # Shown: the page, and the involvements the spans and leads are drawn from.
+        wanted = set(present(visible)) | {i.event_id for i in visible if i.family == "involvement"}
+        closed = [e for e in entries if e.event_id in wanted]
+        opened = await open_items(
+            keys, await with_texts(hub.store, closed, lambda _: True), summaries=False
+        )
         by_id = {i.event_id: i for i in opened}
         visible = [by_id.get(i.event_id, i) for i in visible]
     else:
@@ -142,7 +148,8 @@ async def read_visible_narrative(
     for item in visible:
         n, decision = permitted[item.event_id]
         if item.event_id not in wanted:
-            shown.append(dataclasses.replace(item, summary="", data={}))
+            closed_item = not item.summary and not item.data  # as the decision basis holds it
+            shown.append(item if closed_item else dataclasses.replace(item, summary="", data={}))
             continue
         view, held = _presented(item, decision, prepared, gov, caller)
         if held:

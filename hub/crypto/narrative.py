@@ -35,6 +35,7 @@ __all__ = [
     "open_items",
     "read_chronology",
     "seal_entry",
+    "with_texts",
 ]
 
 log = get_logger(__name__)
@@ -117,8 +118,9 @@ def _sealed_json(text: str) -> dict[str, Any] | None:
 class NarrativeOpener:
     """Opens stored entries for a reader; erased ones say when, with no content."""
 
-    def __init__(self, keys: ChildKeyStore) -> None:
+    def __init__(self, keys: ChildKeyStore, *, summaries: bool = True) -> None:
         self._keys = keys
+        self._summaries = summaries
 
     async def open_all(self, child_id: str, entries: Sequence[StoredEntry]) -> list[OpenedText]:
         """The text of each entry, in order.
@@ -138,15 +140,16 @@ class NarrativeOpener:
     ) -> OpenedText:
         if entry.erased_at is not None:
             return OpenedText(erased_line(entry.erased_at), {}, erased_at=entry.erased_at)
-        summary = _sealed_json(entry.summary)
+        summary = _sealed_json(entry.summary) if self._summaries else None
         payload = entry.payload if is_sealed(entry.payload) else None
         if summary is None and payload is None:
-            return OpenedText(entry.summary, dict(entry.payload))
+            return OpenedText(entry.summary if self._summaries else "", dict(entry.payload))
         try:
             opened: list[Any] = []
             for path, sealed in ((SUMMARY_PATH, summary), (PAYLOAD_PATH, payload)):
                 if sealed is None:
-                    opened.append(entry.summary if path == SUMMARY_PATH else entry.payload)
+                    plain = entry.summary if self._summaries else ""
+                    opened.append(plain if path == SUMMARY_PATH else entry.payload)
                     continue
                 version = int(sealed["kv"])
                 if version in destroyed:
@@ -170,14 +173,16 @@ async def open_items(
     entries: Sequence[StoredEntry],
     *,
     only: Callable[[StoredEntry], bool] | None = None,
+    summaries: bool = True,
 ) -> list[ChronologyItem]:
     """Entries as chronology items, in order; with ``only``, the others are left closed
     (their clear columns kept, no summary and no data), so a read opens what it shows.
 
     Each entry is opened under the key of the child it was linked to; an erased entry keeps
-    its place with its erasure line and no data.
+    its place with its erasure line and no data. ``summaries=False`` leaves the stored
+    summary sealed (a reader that describes entries from their data needs only the payload).
     """
-    opener = NarrativeOpener(keys)
+    opener = NarrativeOpener(keys, summaries=summaries)
     by_child: dict[str, list[int]] = {}
     for position, entry in enumerate(entries):
         if only is None or only(entry):
@@ -206,6 +211,19 @@ async def open_items(
             )
         )
     return items
+
+
+async def with_texts(
+    store: SqlStore, entries: Sequence[StoredEntry], wanted: Callable[[StoredEntry], bool]
+) -> list[StoredEntry]:
+    """The entries (read without texts), those ``wanted`` with their stored texts read in."""
+    texts = await store.entry_texts(e.event_id for e in entries if wanted(e))
+    return [
+        dataclasses.replace(e, summary=texts[e.event_id][0], payload=texts[e.event_id][1])
+        if e.event_id in texts
+        else e
+        for e in entries
+    ]
 
 
 async def read_chronology(

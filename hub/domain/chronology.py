@@ -202,12 +202,13 @@ def summarise(
 ) -> Summary:
     """Open plans, concerns per agency in the last 30/90/365 days, last contact per agency."""
     windows = {"30": timedelta(days=30), "90": timedelta(days=90), "365": timedelta(days=365)}
+    since = [(label, now - width) for label, width in windows.items()]
     concerns: dict[str, Counter[str]] = defaultdict(Counter)
     last: dict[str, datetime] = {}
     for item in items:
-        if item.family == "concern":
-            for label, width in windows.items():
-                if now - width <= item.occurred_at <= now:
+        if item.family == "concern" and item.occurred_at <= now:
+            for label, start in since:
+                if start <= item.occurred_at:
                     concerns[item.agency_id][label] += 1
         if item.occurred_at <= now and (
             item.agency_id not in last or item.occurred_at > last[item.agency_id]

@@ -25,6 +25,7 @@ from hub.store.schema import (
     ingested_events,
     narrative_entries,
     narrative_merges,
+    narrative_versions,
     projection_positions,
 )
 from hub.store.times import as_utc
@@ -33,6 +34,7 @@ __all__ = ["IdentityGroup", "MergeChange", "PositionedEntry", "SqlStore", "Store
 
 _T = TypeVar("_T")
 _CHUNK = 400  # rows per IN (...) list; stays under SQLite's bound-parameter limit
+_TEXT_COLUMNS = frozenset({"summary", "payload"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,8 +271,33 @@ class SqlStore:
         # RETURNING, not rowcount: a batch insert's rowcount is not reliable on asyncpg.
         result = await conn.execute(stmt, rows)
         stored = len(result.all())
-        await self._apply_supersessions(conn, [i.entry for i in fresh])
+        touched = {i.entry.child_id for i in fresh}
+        touched |= await self._apply_supersessions(conn, [i.entry for i in fresh])
+        await self._bump_versions(conn, touched)
         return stored
+
+    async def _bump_versions(self, conn: AsyncConnection, child_ids: Iterable[str]) -> None:
+        """Move the narrative version of each child whose entries this transaction changed."""
+        ids = sorted(set(child_ids))
+        if not ids:
+            return
+        upsert = self._insert(narrative_versions)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["child_id"], set_={"version": narrative_versions.c.version + 1}
+        )
+        await conn.execute(upsert, [{"child_id": c, "version": 1} for c in ids])
+
+    async def narrative_stamp(self, child_ids: Sequence[str]) -> tuple[int, ...]:
+        """The narrative version of each child, in order (0 for a child never written):
+        equal stamps mean the children's stored entries are unchanged."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(narrative_versions.c.child_id, narrative_versions.c.version).where(
+                    narrative_versions.c.child_id.in_(list(child_ids))
+                )
+            )
+            found = {r.child_id: int(r.version) for r in rows}
+        return tuple(found.get(c, 0) for c in child_ids)
 
     async def _save_positions(
         self, conn: AsyncConnection, projection: str, positions: dict[tuple[str, int], int]
@@ -290,11 +317,15 @@ class SqlStore:
 
     async def _apply_supersessions(
         self, conn: AsyncConnection, entries: Sequence[NarrativeEntry]
-    ) -> None:
-        """Mark what corrections and retractions replace, in whichever order they arrived."""
+    ) -> set[str]:
+        """Mark what corrections and retractions replace, in whichever order they arrived;
+        returns the children whose entries were marked."""
+        touched: set[str] = set()
         for entry in entries:
             if entry.supersedes:
-                await self._supersede(conn, entry.supersedes, entry.event_id, entry.status)
+                touched |= await self._supersede(
+                    conn, entry.supersedes, entry.event_id, entry.status
+                )
         # A correction or retraction stored before the record it supersedes (a late record).
         ids = [e.event_id for e in entries]
         for chunk in _chunks(ids):
@@ -306,27 +337,38 @@ class SqlStore:
                 ).where(narrative_entries.c.supersedes.in_(chunk))
             )
             for row in earlier.all():
-                await self._supersede(conn, row.supersedes, row.event_id, row.status)
+                touched |= await self._supersede(conn, row.supersedes, row.event_id, row.status)
+        return touched
 
     @staticmethod
-    async def _supersede(conn: AsyncConnection, target: str, by: str, by_status: str) -> None:
+    async def _supersede(conn: AsyncConnection, target: str, by: str, by_status: str) -> set[str]:
         status = EntryStatus.RETRACTED if by_status == EntryStatus.NOTICE else EntryStatus.CORRECTED
-        await conn.execute(
+        marked = await conn.execute(
             update(narrative_entries)
             .where(narrative_entries.c.event_id == target)
             .values(status=status, superseded_by=by)
+            .returning(narrative_entries.c.child_id)
         )
+        return set(marked.scalars())
 
     async def narrative(
-        self, child_id: str | Sequence[str], *, include_superseded: bool = False
+        self,
+        child_id: str | Sequence[str],
+        *,
+        include_superseded: bool = False,
+        texts: bool = True,
     ) -> list[StoredEntry]:
         """A child's entries in the order things happened (ties by when recorded, then id).
 
         Given several ids (an identity group), their entries are read as one story; each
-        entry keeps the child id it was linked to (and sealed under).
+        entry keeps the child id it was linked to (and sealed under). With ``texts=False``
+        the sealed ``summary`` and ``payload`` are not read (``""`` and ``{}``): the clear
+        columns are all a decision needs, and ``entry_texts`` fetches the texts of the
+        entries a reader will be shown.
         """
         ids = [child_id] if isinstance(child_id, str) else list(child_id)
-        query = select(narrative_entries).where(narrative_entries.c.child_id.in_(ids))
+        columns = [c for c in narrative_entries.c if texts or c.name not in _TEXT_COLUMNS]
+        query = select(*columns).where(narrative_entries.c.child_id.in_(ids))
         if not include_superseded:
             query = query.where(narrative_entries.c.status.in_(sorted(EntryStatus.SHOWN)))
         query = query.order_by(
@@ -334,6 +376,7 @@ class SqlStore:
             narrative_entries.c.recorded_at,
             narrative_entries.c.event_id,
         )
+        tags: dict[str, tuple[str, ...]] = {}  # a child's entries share few sensitivity sets
         async with self.engine.connect() as conn:
             rows = await conn.execute(query)
             return [
@@ -346,16 +389,33 @@ class SqlStore:
                     recorded_at=as_utc(r.recorded_at),
                     agency_id=r.agency_id,
                     agency_kind=r.agency_kind,
-                    summary=r.summary,
-                    sensitivity=tuple(json.loads(r.sensitivity)),
+                    summary=r.summary if texts else "",
+                    sensitivity=tags.get(r.sensitivity)
+                    or tags.setdefault(r.sensitivity, tuple(json.loads(r.sensitivity))),
                     supersedes=r.supersedes,
                     status=r.status,
                     superseded_by=r.superseded_by,
-                    payload=json.loads(r.payload),
+                    payload=json.loads(r.payload) if texts else {},
                     erased_at=None if r.erased_at is None else as_utc(r.erased_at),
                 )
                 for r in rows
             ]
+
+    async def entry_texts(
+        self, event_ids: Iterable[str]
+    ) -> dict[str, tuple[str, dict[str, object]]]:
+        """The stored (sealed) ``summary`` and ``payload`` of these entries, by event id."""
+        found: dict[str, tuple[str, dict[str, object]]] = {}
+        table = narrative_entries.c
+        async with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(event_ids))):
+                rows = await conn.execute(
+                    select(table.event_id, table.summary, table.payload).where(
+                        table.event_id.in_(chunk)
+                    )
+                )
+                found.update((r.event_id, (r.summary, json.loads(r.payload))) for r in rows)
+        return found
 
     # -- merges the narrative follows -------------------------------------------------------
     async def apply_merges(self, conn: AsyncConnection, changes: Sequence[MergeChange]) -> None:
@@ -421,6 +481,10 @@ class SqlStore:
         async with self.engine.begin() as conn:
             await conn.execute(delete(narrative_entries))
             await conn.execute(delete(narrative_merges))
+            # Not deleted: a reader's "unchanged" must never match a rebuilt narrative.
+            await conn.execute(
+                update(narrative_versions).values(version=narrative_versions.c.version + 1)
+            )
             await conn.execute(
                 delete(projection_positions).where(projection_positions.c.projection == projection)
             )

@@ -90,6 +90,15 @@ narrative_entries = Table(
     Index("ix_narrative_child_time", "child_id", "occurred_at", "event_id"),
 )
 
+# A counter per child, bumped in the transaction that changes any of the child's entries, so a
+# reader can tell cheaply whether what it read before is still what is stored (migration 0012).
+narrative_versions = Table(
+    "narrative_versions",
+    metadata,
+    Column("child_id", String(64), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
 # Log positions each projection has applied, written in the same transaction as its rows.
 projection_positions = Table(
     "projection_positions",

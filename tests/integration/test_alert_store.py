@@ -12,11 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import func, select
 
-import hub.store.db as db_module
 from hub.alerts.calendar import load_calendar
 from hub.alerts.model import AlertStatus
 from hub.alerts.processing import AlertProcessor, PositionedFacts
@@ -25,7 +22,7 @@ from hub.alerts.state import ChildAlertState
 from hub.alerts.store import AlertNotFound, AlertNotOpen, AlertStore
 from hub.alerts.tables import alert_child_states, alert_events, alert_household_keys, alerts
 from hub.store.db import create_engine, migrate
-from tests.support.databases import BACKENDS, fresh_database_url
+from tests.support.databases import BACKENDS, fresh_database_url, upgrade_to
 from tests.unit.alerts.conftest import (
     CALENDAR_FILE,
     RULES_FILE,
@@ -318,7 +315,7 @@ class TestHouseholdKeyIndex:
         engine = create_engine(url)
         try:
             async with engine.begin() as conn:
-                await conn.run_sync(_upgrade_to, url, "0004")
+                await conn.run_sync(upgrade_to, url, "0004")
                 await conn.execute(
                     alert_child_states.insert(),
                     [
@@ -334,14 +331,6 @@ class TestHouseholdKeyIndex:
             assert await index(AlertStore(engine)) == {(HOME, OSCAR)}
         finally:
             await engine.dispose()
-
-
-def _upgrade_to(connection, url: str, revision: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(db_module.__file__).parent / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", url)
-    cfg.attributes["connection"] = connection
-    command.upgrade(cfg, revision)
 
 
 class TestHouseholdNotice:

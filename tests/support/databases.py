@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-__all__ = ["BACKENDS", "fresh_database_url"]
+__all__ = ["BACKENDS", "fresh_database_url", "upgrade_to"]
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -39,3 +40,17 @@ async def fresh_database_url(backend: str, tmp_path: Path) -> str:
         await conn.close()
     base, _, _ = admin_url.rpartition("/")
     return f"{base}/{name}"
+
+
+def upgrade_to(connection: Any, url: str, revision: str) -> None:
+    """Migrate the database on ``connection`` up to ``revision`` only (to test an upgrade)."""
+    from alembic import command
+    from alembic.config import Config
+
+    import hub.store.db as db_module
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(db_module.__file__).parent / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, revision)

@@ -1,0 +1,123 @@
+"""What a narrative read decides with, kept per process while the child's entries are unchanged.
+
+Deciding a read needs every entry's clear columns (type, agency, times, sensitivity) and the
+child's situation (statuses, involved agencies, milestones), which is read from the opened
+involvements and contacts. For a child with thousands of entries that is most of a read's
+cost, and it changes only when the projector writes one of the child's entries. So the basis
+is kept, per identity group, with the stamp it was read under: the store's narrative version
+of each member (bumped in the transaction that changes an entry) and the member's destroyed
+key versions (an erasure changes what opens). A read whose stamp differs reads afresh.
+
+Nothing sealed is kept: the entries are held without their texts, the items unopened, and the
+situation is the handful of facts the sharing rules match on. The cache is bounded by entries
+held, least recently read evicted first.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from weakref import WeakKeyDictionary
+
+from hub.crypto.data_keys import ChildKeyStore
+from hub.crypto.narrative import CONTEXT_FAMILIES, open_items, with_texts
+from hub.domain.chronology import ChildSituation, ChronologyItem, situation_of
+from hub.sharing import EventFacts
+from hub.store.repository import SqlStore, StoredEntry
+
+__all__ = ["DEFAULT_MAX_ENTRIES", "DecisionBasis", "NarrativeCache", "cache_for"]
+
+DEFAULT_MAX_ENTRIES = 50_000
+"""Entries held across all children (a few hundred bytes each)."""
+
+Stamp = tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionBasis:
+    """A child group's entries without their texts, as unopened items with their facts, and
+    the situation read from the opened involvements and contacts."""
+
+    entries: tuple[StoredEntry, ...]
+    items: tuple[ChronologyItem, ...]
+    facts: tuple[EventFacts, ...]
+    situation: ChildSituation
+
+
+def _is_context(entry: StoredEntry) -> bool:
+    return entry.family in CONTEXT_FAMILIES
+
+
+class NarrativeCache:
+    """Decision bases by identity group, valid while their stamp is unchanged."""
+
+    def __init__(
+        self, store: SqlStore, keys: ChildKeyStore, *, max_entries: int = DEFAULT_MAX_ENTRIES
+    ):
+        self._store = store
+        self._keys = keys
+        self._max = max_entries
+        self._held: OrderedDict[tuple[str, ...], tuple[Stamp, DecisionBasis]] = OrderedDict()
+        self._size = 0
+        self.hits = 0
+        self.misses = 0
+
+    async def _stamp(self, members: tuple[str, ...]) -> Stamp:
+        versions = await self._store.narrative_stamp(members)
+        destroyed = []
+        for member in members:
+            records = await self._keys.key_records(member)
+            destroyed.append(tuple(r.key_version for r in records if r.destroyed_at is not None))
+        return versions, tuple(destroyed)
+
+    async def basis(self, members: Sequence[str]) -> DecisionBasis:
+        """The basis of deciding a read of this identity group (the surviving child first)."""
+        group = tuple(members)
+        stamp = await self._stamp(group)  # before reading: a write after it moves the stamp
+        held = self._held.get(group)
+        if held is not None and held[0] == stamp:
+            self._held.move_to_end(group)
+            self.hits += 1
+            return held[1]
+        self.misses += 1
+        entries = await self._store.narrative(group, texts=False)
+        context = await with_texts(self._store, entries, _is_context)
+        opened = await open_items(self._keys, context, only=_is_context, summaries=False)
+        unopened = await open_items(self._keys, entries, only=lambda _: False)
+        basis = DecisionBasis(
+            entries=tuple(entries),
+            items=tuple(unopened),
+            facts=tuple(EventFacts.of(i) for i in unopened),
+            situation=situation_of(opened),
+        )
+        self._keep(group, stamp, basis)
+        return basis
+
+    def clear(self) -> None:
+        """Forget every basis held (the next read of each child is a cold read)."""
+        self._held.clear()
+        self._size = 0
+
+    def _keep(self, group: tuple[str, ...], stamp: Stamp, basis: DecisionBasis) -> None:
+        old = self._held.pop(group, None)
+        if old is not None:
+            self._size -= len(old[1].entries)
+        if len(basis.entries) > self._max:
+            return
+        self._held[group] = (stamp, basis)
+        self._size += len(basis.entries)
+        while self._size > self._max:
+            _, (_, evicted) = self._held.popitem(last=False)
+            self._size -= len(evicted.entries)
+
+
+_CACHES: WeakKeyDictionary[SqlStore, NarrativeCache] = WeakKeyDictionary()
+
+
+def cache_for(store: SqlStore, keys: ChildKeyStore) -> NarrativeCache:
+    """The process's narrative cache over this store (one per store object)."""
+    cache = _CACHES.get(store)
+    if cache is None:
+        cache = _CACHES[store] = NarrativeCache(store, keys)
+    return cache
