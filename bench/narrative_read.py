@@ -56,8 +56,7 @@ import hub.api.children as children_api
 import hub.api.narrative_access as access
 from contracts import parse_envelope
 from contracts.examples import example_data, example_envelope, valid_nhs_number
-from hub.api.app import create_app
-from hub.api.narrative_cache import cache_for
+from hub.api.app import create_app, settle_heap
 from hub.bootstrap import Hub, ProcessRole, build_hub
 from hub.crypto.data_keys import _context as key_context
 from hub.crypto.narrative import NarrativeOpener, seal_entry
@@ -65,6 +64,7 @@ from hub.crypto.tables import child_data_keys
 from hub.domain.identity import LinkDecision, LinkKey
 from hub.domain.narrative import NarrativeEntry, entry_for
 from hub.domain.roles import Role
+from hub.narrative_cache import cache_for
 from hub.observability import configure_logging
 from hub.settings import Settings
 from hub.store.db import migrate
@@ -425,6 +425,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         say(f"store: {hub.store.engine.dialect.name}; seeding {args.children} children ...")
         seeded = await seed(hub, args)
         say(f"seed: done {seeded}")
+        settle_heap()  # as the hub's lifespan does once started (ASGITransport runs none)
         result = await measure(hub, args)
     finally:
         await hub.store.engine.dispose()

