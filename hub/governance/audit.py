@@ -244,8 +244,9 @@ class AuditEntry:
 
         Decisions are kept compactly, because a read of a child with thousands of entries
         decides each one: ``event_ids`` lists the events in order, and ``decisions`` holds
-        the distinct event facts and outcomes once each, with one ``[occurred_at, fact,
-        outcome]`` row per event (``AuditRecord.disclosure_items`` expands them).
+        the distinct event facts and outcomes once each, and per event (aligned with
+        ``event_ids``) its ``occurred_at``, ``fact`` and ``outcome`` (indexes into those
+        lists). ``AuditRecord.disclosure_items`` expands them.
         """
         decided = self.decisions
         if decided and self.event_ids and list(self.event_ids) != [e for e, _, _ in decided]:
@@ -257,7 +258,9 @@ class AuditEntry:
         outcomes: list[list[Any]] = []
         outcome_index: dict[tuple[Any, ...], int] = {}
         by_decision: dict[int, int] = {}  # a read's decisions are mostly the same few objects
-        rows: list[list[Any]] = []
+        times: list[str] = []
+        fact_of: list[int] = []
+        outcome_of: list[int] = []
         for _, f, d in decided:
             fact = fact_index.get(f.attributes)
             if fact is None:
@@ -283,7 +286,9 @@ class AuditEntry:
                     outcome = outcome_index[said] = len(outcomes)
                     outcomes.append([d.effect, rule_ids, bases, reason_index[d.reason]])
                 by_decision[id(d)] = outcome
-            rows.append([_iso(f.occurred_at), fact, outcome])
+            times.append(_iso(f.occurred_at))
+            fact_of.append(fact)
+            outcome_of.append(outcome)
         event_ids = [e for e, _, _ in decided] or list(self.event_ids)
         effect = self.effect
         if effect is None and outcomes:
@@ -307,7 +312,13 @@ class AuditEntry:
             "break_glass_id": self.break_glass_id,
             "justification_sha256": self.justification_sha256,
             "child": None if self.child_facts is None else self.child_facts.as_dict(),
-            "decisions": {"facts": facts, "outcomes": outcomes, "events": rows},
+            "decisions": {
+                "facts": facts,
+                "outcomes": outcomes,
+                "occurred_at": times,
+                "fact": fact_of,
+                "outcome": outcome_of,
+            },
             "reasons": reasons,
             "extra": dict(self.extra),
         }
@@ -357,9 +368,10 @@ class AuditRecord:
                 for d in b["disclosures"]
             ]
         decided = b.get("decisions") or {}
-        facts, outcomes, rows = decided.get("facts"), decided.get("outcomes"), decided.get("events")
-        if not rows:  # an entry about events without decisions (e.g. a view attempt)
+        facts, outcomes = decided.get("facts"), decided.get("outcomes")
+        if not decided.get("fact"):  # an entry about events without decisions (a view attempt)
             return []
+        rows = zip(decided["occurred_at"], decided["fact"], decided["outcome"], strict=True)
         items = []
         for event_id, (occurred_at, f, o) in zip(b["event_ids"], rows, strict=True):
             event_type, agency_id, agency_kind, sensitivity = facts[f]

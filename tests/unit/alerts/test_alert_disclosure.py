@@ -289,7 +289,9 @@ class TestAuditRecord:
             "decisions": {
                 "facts": [["contact.recorded", POLICE, "police", ["domestic_abuse"]]],
                 "outcomes": [["permit", ["encompass-school-dsl"], ["legal_obligation"], 0]],
-                "events": [["2026-06-01T23:00:00.000000+00:00", 0, 0]],
+                "occurred_at": ["2026-06-01T23:00:00.000000+00:00"],
+                "fact": [0],
+                "outcome": [0],
             },
             "reasons": [reason],
             "extra": {

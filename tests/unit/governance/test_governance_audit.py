@@ -98,10 +98,9 @@ class TestDecisionsEntry:
                 ["permit", ["cs-partner-information"], ["public_task"], 0],
                 ["deny", [], [], 1],
             ],
-            "events": [
-                ["2025-05-31T09:00:00.000000+00:00", 0, 0],
-                ["2025-05-30T09:00:00.000000+00:00", 1, 1],
-            ],
+            "occurred_at": ["2025-05-31T09:00:00.000000+00:00", "2025-05-30T09:00:00.000000+00:00"],
+            "fact": [0, 1],
+            "outcome": [0, 1],
         }
         assert body["reasons"][1].startswith("no rule in pack 2025.1 permits this")
         assert "withdrawn for safeguarding with northshire-cs" in body["reasons"][1]
@@ -112,12 +111,15 @@ class TestDecisionsEntry:
         many = [(f"ev-{n}", EVENTS[0][1]) for n in range(1000)]
         body = entry(many).body(NOW)
         decided = body["decisions"]
-        assert (len(decided["facts"]), len(decided["outcomes"]), len(decided["events"])) == (
-            1,
-            1,
-            1000,
+        assert (decided["facts"], decided["outcomes"]) == (
+            decided["facts"][:1],
+            decided["outcomes"][:1],
         )
+        assert (decided["fact"], decided["outcome"]) == ([0] * 1000, [0] * 1000)
         assert body["event_ids"] == [i for i, _ in many]
+
+
+EMPTY_DECISIONS = {"facts": [], "outcomes": [], "occurred_at": [], "fact": [], "outcome": []}
 
 
 class TestDisclosureItems:
@@ -164,7 +166,7 @@ class TestDisclosureItems:
         assert record.past_requests() == AuditRecord(1, "h", "p", compact).past_requests()
 
     def test_entry_about_events_without_decisions(self):
-        body = {**entry().body(NOW), "decisions": {"facts": [], "outcomes": [], "events": []}}
+        body = {**entry().body(NOW), "decisions": EMPTY_DECISIONS}
         assert AuditRecord(1, "h", "p", body).disclosure_items() == []
 
     def test_replayed_requests_decide_as_recorded(self):
