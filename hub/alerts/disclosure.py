@@ -34,12 +34,11 @@ from contracts import AgencyKind, EventType
 from hub.alerts.model import RecipientKind
 from hub.alerts.store import StoredAlert
 from hub.crypto.data_keys import ChildKeyStore
-from hub.crypto.narrative import read_chronology
-from hub.domain.chronology import situation_of
 from hub.governance import Governance
 from hub.governance.audit import Actor, AuditAction, AuditEntry, decisions_entry
 from hub.governance.protected import LocationPolicy, view_attempt_entry
 from hub.governance.read_path import PreparedRead, prepare_read
+from hub.narrative_cache import cache_for
 from hub.observability import get_logger
 from hub.sharing import (
     AccessRequest,
@@ -332,11 +331,12 @@ class AlertGate:
         return basis
 
     async def _load(self, child_id: str) -> ChildBasis:
-        items = await read_chronology(self._store, self._keys, child_id)
+        basis = await cache_for(self._store, self._keys).basis([child_id])
         prepared = await prepare_read(
-            self._gov, child_id=child_id, actor=self._actor, situation=situation_of(items)
+            self._gov, child_id=child_id, actor=self._actor, situation=basis.situation
         )
-        return ChildBasis(prepared, {i.event_id: EventFacts.of(i) for i in items})
+        facts = {i.event_id: f for i, f in zip(basis.items, basis.facts, strict=True)}
+        return ChildBasis(prepared, facts)
 
     async def _facts_of(self, event_ids: set[str]) -> dict[str, EventFacts]:
         n = narrative_entries.c

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.api.narrative_cache import cache_for
 from hub.auth import Caller
 from hub.bootstrap import Hub
 from hub.crypto.narrative import open_items, with_texts
@@ -24,6 +23,7 @@ from hub.governance import Governance
 from hub.governance.api import governance_of
 from hub.governance.audit import Actor
 from hub.governance.read_path import PreparedRead, prepare_read, record_read
+from hub.narrative_cache import cache_for
 from hub.sharing import AccessRequest, Decision, EventFacts, Purpose, decide_all, redact
 from hub.store.repository import StoredEntry
 

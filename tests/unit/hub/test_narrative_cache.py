@@ -9,10 +9,10 @@ import pytest
 
 from contracts import parse_envelope
 from contracts.examples import example_envelope
-from hub.api.narrative_cache import NarrativeCache
 from hub.crypto.narrative import seal_entry
 from hub.crypto.runtime import HubSecurity
 from hub.domain.narrative import entry_for
+from hub.narrative_cache import NarrativeCache
 from hub.store.repository import PositionedEntry, SqlStore
 
 from .conftest import NOW
