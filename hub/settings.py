@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     replication_factor: int = Field(default=1, description="Replication of created topics.")
     group_prefix: str = Field(default="hub", description="Prefix of consumer group ids.")
     batch_max_records: int = Field(default=500, description="Records per consumer batch.")
+    batch_wait_ms: int = Field(
+        default=25,
+        ge=1,
+        le=1_000,
+        description="How long a consumer waits for records when none are ready (and then "
+        "pauses as long again): each hop of an idle hub adds up to twice this.",
+    )
     jwt_issuer: str = Field(default="hub-local", description="Expected JWT issuer.")
     jwt_audience: str = Field(default="safeguarding-hub", description="Expected JWT audience.")
     jwt_public_key_file: Path | None = Field(

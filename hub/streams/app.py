@@ -141,7 +141,7 @@ class HubStreams:
             group_id=f"{self.settings.group_prefix}-{name}",
             batch=True,
             max_records=self.settings.batch_max_records,
-            batch_timeout_ms=100,
+            batch_timeout_ms=self.settings.batch_wait_ms,
             auto_offset_reset="earliest",
             # A long batch must not cost the group its member: heartbeats every 3 s, and a
             # member is declared dead only after 30 s without one.
