@@ -16,7 +16,9 @@ alert). What the alert says beyond its ids is checked against the same decisions
 
 An alert the caller may not see is absent, and logged by id only. ``judge_alert`` is pure;
 ``AlertGate`` loads each child's context once per request (or SSE poll) and writes one
-``alert.delivered`` audit record per alert shown.
+``alert.delivered`` audit record per alert shown. A trigger's facts come from the narrative
+store, or, while the projector has not stored it yet, from the facts the alert kept when it was
+raised (``StoredAlert.trigger_facts``), so an alert is decided as soon as it is raised.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ __all__ = [
     "alert_audit_entries",
     "judge_alert",
     "requests_for",
+    "with_kept_facts",
 ]
 
 log = get_logger(__name__)
@@ -142,6 +145,17 @@ def _survives(
     return True, False
 
 
+def with_kept_facts(alert: StoredAlert, basis: ChildBasis) -> ChildBasis:
+    """The child's basis with the facts the alert kept for those of its triggers the basis
+    lacks (the narrative store's facts win; ``basis`` itself is left as it is)."""
+    kept = {
+        i: f
+        for i, f in alert.trigger_facts.items()
+        if i in alert.trigger_event_ids and i not in basis.facts
+    }
+    return ChildBasis(basis.prepared, {**basis.facts, **kept}) if kept else basis
+
+
 def judge_alert(
     alert: StoredAlert,
     basis: ChildBasis,
@@ -215,6 +229,7 @@ def _shown(
         reason=alert.reason if reason_ok else alert.rule_kind,
         trigger_event_ids=tuple(i for i in alert.trigger_event_ids if i in permitted),
         recipients=recipients,
+        trigger_facts={i: f for i, f in alert.trigger_facts.items() if i in permitted},
     )
     return AlertDisclosure(seen, request, tuple(decisions), withheld_location=location_held)
 
@@ -282,7 +297,7 @@ class AlertGate:
         shown: list[AlertDisclosure] = []
         hidden: list[str] = []
         for alert in alerts:
-            basis = await self._basis(alert)
+            basis = with_kept_facts(alert, await self._basis(alert))
             judged = judge_alert(
                 alert,
                 basis,
@@ -301,11 +316,14 @@ class AlertGate:
         return shown
 
     def awaits_facts(self, alert: StoredAlert) -> bool:
-        """Whether an alert this gate judged names trigger events the store does not hold (yet):
-        the alert engine can raise it before the narrative projector stores its trigger, and
-        until then the rules cannot permit it, nor show all of its reason."""
+        """Whether an alert this gate judged names trigger events whose facts neither the store
+        holds (yet) nor the alert kept: the alert engine can raise it before the narrative
+        projector stores its trigger, and until then the rules cannot permit it, nor show all
+        of its reason."""
         basis = self._bases.get(alert.child_id)
-        return basis is not None and any(i not in basis.facts for i in alert.trigger_event_ids)
+        return basis is not None and any(
+            i not in basis.facts and i not in alert.trigger_facts for i in alert.trigger_event_ids
+        )
 
     async def record(self, shown: Sequence[AlertDisclosure], *, step: str = "listed") -> None:
         """Append the audit entries of the alerts shown, in one batch."""

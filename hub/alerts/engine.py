@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from hub.alerts.calendar import SchoolCalendar, next_school_day_start
 from hub.alerts.facts import HubEventFacts
@@ -23,6 +23,7 @@ from hub.alerts.model import (
     EscalationStep,
     Recipient,
     RecipientKind,
+    TriggerFacts,
     alert_id_for,
 )
 from hub.alerts.rules import (
@@ -45,7 +46,7 @@ from hub.alerts.state import (
     open_at,
 )
 
-__all__ = ["EngineOutcome", "Occurrence", "evaluate", "occurrences"]
+__all__ = ["EngineOutcome", "Occurrence", "evaluate", "occurrences", "trigger_facts"]
 
 EngineOutcome = AlertRaised | AlertWithdrawn
 
@@ -449,6 +450,27 @@ def _escalation(rule: AlertRule, rules: AlertRules, due_at: datetime) -> tuple[E
     )
 
 
+def trigger_facts(state: ChildAlertState, event_ids: Sequence[str]) -> tuple[TriggerFacts, ...]:
+    """The facts of these events as their narrative entries have them, for each the state
+    holds from the event itself: one it holds from a correction (or not at all) is left out."""
+    found = []
+    for event_id in event_ids:
+        record = state.records.get(event_id)
+        if record is None or event_id in state.superseded:
+            continue
+        found.append(
+            TriggerFacts(
+                event_id=event_id,
+                event_type=record.kind,
+                agency_id=record.agency_id,
+                agency_kind=record.agency_kind,
+                sensitivity=record.sensitivity,
+                occurred_at=record.occurred_at.astimezone(UTC),
+            )
+        )
+    return tuple(found)
+
+
 def _raise(
     occurrence: Occurrence, state: ChildAlertState, rules: AlertRules, now: datetime
 ) -> AlertRaised:
@@ -473,6 +495,7 @@ def _raise(
         due_at=due_at,
         escalation=_escalation(rule, rules, due_at),
         window_start=occurrence.window_start,
+        trigger_facts=trigger_facts(state, occurrence.basis_event_ids),
     )
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
+
+from contracts import AgencyKind, EventType
+from hub.sharing import EventFacts
 
 __all__ = [
     "AlertEscalated",
@@ -17,6 +20,7 @@ __all__ = [
     "EscalationStep",
     "Recipient",
     "RecipientKind",
+    "TriggerFacts",
     "alert_id_for",
 ]
 
@@ -84,6 +88,31 @@ class EscalationStep(_Value):
     recipients: tuple[Recipient, ...]
 
 
+class TriggerFacts(_Value):
+    """What the sharing rules match on for one trigger event, as its narrative entry has it.
+
+    Clear attributes only (no names, no free text): the event type (a correction's corrected
+    type), the sending agency and its kind, the sensitivity tags, and when it happened (UTC).
+    """
+
+    event_id: str
+    event_type: str
+    agency_id: str
+    agency_kind: str
+    sensitivity: tuple[str, ...] = ()
+    occurred_at: datetime
+
+    def event_facts(self) -> EventFacts:
+        """The same facts as the sharing rules take them."""
+        return EventFacts(
+            event_type=EventType(self.event_type),
+            source_agency_id=self.agency_id,
+            source_agency_kind=AgencyKind(self.agency_kind),
+            sensitivity=frozenset(self.sensitivity),
+            occurred_at=self.occurred_at.astimezone(UTC),
+        )
+
+
 class AlertRaised(_Value):
     """An alert raised for one occurrence of a rule (the same occurrence, the same alert id)."""
 
@@ -103,6 +132,9 @@ class AlertRaised(_Value):
     due_at: datetime
     escalation: tuple[EscalationStep, ...] = ()
     window_start: datetime | None = None
+    trigger_facts: tuple[TriggerFacts, ...] = ()
+    """The facts of the trigger events the engine held as their own (none for one it holds
+    only through a correction: its narrative entry keeps the corrected event's facts)."""
 
 
 class AlertWithdrawn(_Value):

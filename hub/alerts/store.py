@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ from hub.alerts.model import (
     AlertWithdrawn,
     EscalationStep,
     Recipient,
+    TriggerFacts,
 )
 from hub.alerts.state import ChildAlertState
 from hub.alerts.tables import (
@@ -43,6 +44,7 @@ from hub.alerts.tables import (
     alert_recipients,
     alerts,
 )
+from hub.sharing import EventFacts
 from hub.store.schema import projection_positions
 from hub.store.times import as_utc
 
@@ -93,6 +95,9 @@ class StoredAlert:
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     withdrawn_at: datetime | None
+    trigger_facts: Mapping[str, EventFacts] = field(default_factory=dict)
+    """The trigger events' facts stored when the alert was raised, by event id (empty for an
+    alert raised before they were kept)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +134,14 @@ def _stored(row: Any) -> StoredAlert:
         acknowledged_by=row.acknowledged_by,
         acknowledged_at=as_utc(row.acknowledged_at),
         withdrawn_at=as_utc(row.withdrawn_at),
+        trigger_facts=_trigger_facts(row.trigger_facts),
     )
+
+
+def _trigger_facts(stored: str | None) -> dict[str, EventFacts]:
+    """The sharing facts of each trigger event kept with an alert (none when NULL)."""
+    kept = (TriggerFacts.model_validate(raw) for raw in json.loads(stored or "[]"))
+    return {each.event_id: each.event_facts() for each in kept}
 
 
 def _w(value: datetime | None) -> datetime | None:
@@ -356,6 +368,7 @@ class AlertStore:
                     escalation_step=0,
                     next_escalation_at=_w(next_escalation_at(raised.escalation, 0)),
                     updated_at=_w(now),
+                    trigger_facts=_json(raised.trigger_facts),
                 )
             )
         elif row.status == AlertStatus.withdrawn.value:

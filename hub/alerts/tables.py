@@ -1,5 +1,5 @@
-"""The alert store's tables (SQLAlchemy Core, on the shared metadata); migrations 0004 and
-0011 (``alert_household_keys``) make them.
+"""The alert store's tables (SQLAlchemy Core, on the shared metadata); migrations 0004,
+0011 (``alert_household_keys``) and 0013 (``alerts.trigger_facts``) make them.
 
 Log positions go in the shared ``projection_positions`` table under the projection ``alerts``.
 """
@@ -46,6 +46,7 @@ alerts = Table(
     Column("acknowledged_at", DateTime(timezone=True), nullable=True),
     Column("withdrawn_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("trigger_facts", Text, nullable=True),  # JSON list of TriggerFacts; NULL before 0013
 )
 
 # Inbox keys (Recipient.address) of everyone an alert has gone to, escalations included.

@@ -8,9 +8,10 @@ in one batch per inbox request, once per alert sent on the stream.
 The stream reads new steps when this process announces a commit (``hub.alerts.changes``), or
 when the process's watcher sees another process's (``HUB_ALERT_STREAM_POLL_SECONDS``); it reads
 again at least every heartbeat whatever it hears. Its event ids are the steps' ``seq``, in
-order, so ``Last-Event-ID`` resumes exactly; a step whose alert names a trigger event the
-narrative has not stored yet is held (and the steps after it) until it is, for up to two
-minutes, since until then the rules cannot decide it.
+order, so ``Last-Event-ID`` resumes exactly; a step whose alert names a trigger event whose
+facts neither the narrative store nor the alert holds (one raised before alerts kept them, or
+resting on a corrected event) is held (and the steps after it) until the narrative has it, for
+up to two minutes, since until then the rules cannot decide it.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ async def stream_alerts(
                 assert gate is not None
                 shown = await gate.visible([item.alert])
                 if gate.awaits_facts(item.alert) and datetime.now(UTC) - item.at < _FACTS_GRACE:
-                    waiting = True  # its trigger is not stored yet: decide it when it is
+                    waiting = True  # no facts of its trigger yet: decide it when stored
                     break
                 cursor, held = item.seq, 0
                 if shown:

@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contracts import AgencyKind, EventType
 from hub.alerts.calendar import load_calendar
 from hub.alerts.model import AlertStatus
 from hub.alerts.processing import AlertProcessor, PositionedFacts
@@ -21,6 +25,7 @@ from hub.alerts.rules import load_rules
 from hub.alerts.state import ChildAlertState
 from hub.alerts.store import AlertNotFound, AlertNotOpen, AlertStore
 from hub.alerts.tables import alert_child_states, alert_events, alert_household_keys, alerts
+from hub.sharing import EventFacts
 from hub.store.db import create_engine, migrate
 from tests.support.databases import BACKENDS, fresh_database_url, upgrade_to
 from tests.unit.alerts.conftest import (
@@ -35,6 +40,8 @@ from tests.unit.alerts.conftest import (
 )
 
 pytestmark = pytest.mark.integration
+
+_T = TypeVar("_T")
 
 TOPIC = "hub.events"
 DUTY = "team:northshire-cs:duty"
@@ -86,6 +93,27 @@ def batch(*facts, start: int = 0, partition: int = 0) -> list[PositionedFacts]:
 async def count(store: AlertStore, table) -> int:
     async with store.engine.connect() as conn:
         return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def upgraded(
+    store: AlertStore,
+    tmp_path: Path,
+    seed: Callable[[AsyncConnection], Awaitable[None]],
+    read: Callable[[AlertStore], Awaitable[_T]],
+) -> _T:
+    """What ``read`` finds in a database of the store's backend made at revision 0004,
+    seeded by ``seed``, then migrated to the newest revisions."""
+    backend = "postgresql" if store.engine.dialect.name == "postgresql" else "sqlite"
+    url = await fresh_database_url(backend, tmp_path / "upgrade")
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade_to, url, "0004")
+            await seed(conn)
+        await migrate(engine)
+        return await read(AlertStore(engine))
+    finally:
+        await engine.dispose()
 
 
 class TestExactlyOncePerOccurrence:
@@ -153,6 +181,55 @@ class TestInbox:
         ]
         assert steps[0].seq < steps[1].seq
         assert await store.open_alerts([SW]) == []
+
+
+class TestTriggerFacts:
+    """An alert keeps its triggers' sharing facts, so it can be decided before the narrative."""
+
+    async def test_kept_with_the_alert_as_clear_attributes_only(self, store, processor):
+        """Per trigger: type, agency and kind, sensitivity, time in UTC; nothing else."""
+        await processor.handle(batch(plan(), attendance(sensitivity=("mental_health",))))
+        (item,) = await store.inbox([DUTY])
+        assert item.alert.trigger_facts == {
+            "health:ed-1": EventFacts(
+                EventType.contact_recorded,
+                "northshire-health",
+                AgencyKind.health,
+                frozenset({"mental_health"}),
+                T0,
+            ),
+            "cs:plan-1": EventFacts(
+                EventType.involvement_started,
+                "northshire-cs",
+                AgencyKind.childrens_services,
+                frozenset(),
+                T0 - timedelta(days=60),
+            ),
+        }
+        async with store.engine.connect() as conn:
+            kept = (await conn.execute(select(alerts.c.trigger_facts))).scalar_one()
+        assert json.loads(kept)[0] == {
+            "agency_id": "northshire-health",
+            "agency_kind": "health",
+            "event_id": "health:ed-1",
+            "event_type": "contact.recorded",
+            "occurred_at": "2026-03-02T10:00:00Z",
+            "sensitivity": ["mental_health"],
+        }
+
+    async def test_the_migration_keeps_existing_alerts_readable(self, store, processor, tmp_path):
+        """An alert stored before 0013 reads the same, with no facts kept."""
+        await processor.handle(batch(plan(), attendance()))
+        async with store.engine.connect() as conn:
+            row = dict((await conn.execute(select(alerts))).one()._mapping)
+        kept = row.pop("trigger_facts")
+
+        async def seed(conn: AsyncConnection) -> None:
+            await conn.execute(sa.table("alerts", *map(sa.column, row)).insert(), [row])
+
+        before = await upgraded(store, tmp_path, seed, lambda s: s.get(row["alert_id"]))
+        now = await store.get(row["alert_id"])
+        assert (kept is not None, before) == (True, replace(now, trigger_facts={}))
 
 
 class TestAcknowledgeAndEscalate:
@@ -310,27 +387,21 @@ class TestHouseholdKeyIndex:
 
     async def test_the_migration_fills_it_from_saved_states(self, store, tmp_path):
         """A store upgraded from 0004 finds the children already at each address."""
-        backend = "postgresql" if store.engine.dialect.name == "postgresql" else "sqlite"
-        url = await fresh_database_url(backend, tmp_path / "upgrade")
-        engine = create_engine(url)
-        try:
-            async with engine.begin() as conn:
-                await conn.run_sync(upgrade_to, url, "0004")
-                await conn.execute(
-                    alert_child_states.insert(),
-                    [
-                        {"child_id": c, "state": s.model_dump_json(exclude_defaults=True),
-                         "updated_at": T0}
-                        for c, s in {
-                            OSCAR: ChildAlertState(child_id=OSCAR, household_keys=(HOME,)),
-                            THEO: ChildAlertState(child_id=THEO),
-                        }.items()
-                    ],
-                )  # fmt: skip
-            await migrate(engine)
-            assert await index(AlertStore(engine)) == {(HOME, OSCAR)}
-        finally:
-            await engine.dispose()
+
+        async def seed(conn: AsyncConnection) -> None:
+            await conn.execute(
+                alert_child_states.insert(),
+                [
+                    {"child_id": c, "state": s.model_dump_json(exclude_defaults=True),
+                     "updated_at": T0}
+                    for c, s in {
+                        OSCAR: ChildAlertState(child_id=OSCAR, household_keys=(HOME,)),
+                        THEO: ChildAlertState(child_id=THEO),
+                    }.items()
+                ],
+            )  # fmt: skip
+
+        assert await upgraded(store, tmp_path, seed, index) == {(HOME, OSCAR)}
 
 
 class TestHouseholdNotice:

@@ -5,11 +5,19 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from contracts import AgencyKind, EventType
-from hub.alerts.disclosure import ChildBasis, alert_audit_entries, judge_alert
+from hub.alerts.disclosure import (
+    AlertGate,
+    ChildBasis,
+    alert_audit_entries,
+    judge_alert,
+    with_kept_facts,
+)
 from hub.alerts.model import AlertStatus, Recipient, RecipientKind
 from hub.alerts.store import StoredAlert
 from hub.api.narrative_access import ROLE_PURPOSES
@@ -321,3 +329,100 @@ class TestAuditRecord:
         with pytest.raises(AssertionError):
             alert_audit_entries(got, who="x", actor=Actor("x"), prepared=basis({}).prepared,
                                 step="listed")  # fmt: skip
+
+
+class Trail:
+    """An audit trail that keeps what is appended."""
+
+    def __init__(self) -> None:
+        self.entries: list[Any] = []
+
+    async def append(self, *entries: Any) -> None:
+        self.entries += entries
+
+
+class NarrativeGate(AlertGate):
+    """The gate over a narrative store that holds ``held`` (and no other child's events)."""
+
+    def __init__(self, held: ChildBasis, role: Role, agency: str) -> None:
+        self.trail = Trail()
+        actor = Actor(f"{role}-1", agency, str(KINDS[agency]), str(role))
+        super().__init__(
+            store=None,  # type: ignore[arg-type]
+            keys=None,  # type: ignore[arg-type]
+            gov=SimpleNamespace(location=CONFIG, trail=self.trail),  # type: ignore[arg-type]
+            actor=actor,
+            requests=caller(role, agency),
+            addresses=(),
+            now=NOW,
+        )
+        self._held = held
+
+    async def _load(self, child_id: str) -> ChildBasis:
+        return self._held
+
+    async def _facts_of(self, event_ids: set[str]) -> dict[str, EventFacts]:
+        return {}
+
+
+async def delivered(alert: StoredAlert, held: ChildBasis, role: Role, agency: str):
+    """(shown, awaits facts, audit bodies) of one alert through a gate, as the stream asks."""
+    gate = NarrativeGate(held, role, agency)
+    shown = await gate.visible([alert])
+    await gate.record(shown, step="raised")
+    return bool(shown), gate.awaits_facts(alert), [e.body(NOW) for e in gate.trail.entries]
+
+
+KEPT_DA = dataclasses.replace(DA, trigger_facts=DA_EVENTS)
+
+
+class TestKeptTriggerFacts:
+    """An alert whose trigger the narrative has not stored yet is decided on the facts it kept."""
+
+    async def test_shown_at_once_to_a_permitted_recipient_with_the_same_audit(self) -> None:
+        """The DSL sees it now, audited exactly as once the narrative holds the trigger."""
+        now = await delivered(KEPT_DA, basis({}), Role.designated_safeguarding_lead, SCHOOL)
+        later = await delivered(DA, basis(DA_EVENTS), Role.designated_safeguarding_lead, SCHOOL)
+        assert now == later
+        assert (now[0], now[1], len(now[2])) == (True, False, 1)
+
+    @pytest.mark.parametrize(
+        ("kept", "role", "agency"),
+        [
+            (DA_EVENTS, Role.named_nurse, HEALTH),
+            (HIDDEN_DA, Role.designated_safeguarding_lead, SCHOOL),
+            (HIDDEN_DA, Role.social_worker, CS),
+        ],
+    )
+    async def test_not_shown_to_one_the_rules_deny(self, kept, role, agency) -> None:
+        """Hidden at once, not waited on, and never audited as delivered."""
+        a = dataclasses.replace(DA, trigger_facts=kept)
+        assert await delivered(a, basis({}), role, agency) == (False, False, [])
+
+    async def test_an_alert_without_kept_facts_still_waits(self) -> None:
+        """Raised before facts were kept: hidden and waited on until the narrative has it."""
+        assert await delivered(DA, basis({}), Role.designated_safeguarding_lead, SCHOOL) == (
+            False,
+            True,
+            [],
+        )
+
+    async def test_the_narrative_s_facts_win(self) -> None:
+        """Facts the narrative store holds decide, whatever the alert kept."""
+        held = basis(HIDDEN_DA)
+        assert await delivered(KEPT_DA, held, Role.designated_safeguarding_lead, SCHOOL) == (
+            False,
+            False,
+            [],
+        )
+
+    def test_only_missing_triggers_are_filled_in(self) -> None:
+        """Kept facts of events the basis holds, or the alert does not name, are not used."""
+        extra = facts(EventType.concern_raised, HEALTH)
+        plan_kept = facts(EventType.involvement_started, CS, "mental_health")
+        a = dataclasses.replace(
+            CARE, trigger_facts={"ev-ae": AE["ev-ae"], "ev-plan": plan_kept, "ev-other": extra}
+        )
+        held = basis({"ev-plan": AE["ev-plan"]})
+        assert with_kept_facts(a, held) == basis(AE)
+        assert with_kept_facts(CARE, held) is held

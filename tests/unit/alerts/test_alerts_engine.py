@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from hub.alerts.engine import evaluate
-from hub.alerts.facts import ContactFacts
+from hub.alerts.engine import evaluate, trigger_facts
+from hub.alerts.facts import ContactFacts, HubEventFacts
 from hub.alerts.model import (
     AlertRaised,
     AlertWithdrawn,
     EscalationStep,
     Recipient,
     RecipientKind,
+    TriggerFacts,
     alert_id_for,
 )
-from hub.alerts.state import ChildAlertState, MarkStatus
+from hub.alerts.state import ChildAlertState, MarkStatus, fold
 
 from .conftest import (
     CHILD,
@@ -76,6 +77,21 @@ def ladder(due: datetime, every: timedelta) -> tuple[EscalationStep, ...]:
     )
 
 
+def kept(*events: HubEventFacts) -> tuple[TriggerFacts, ...]:
+    """The trigger facts an alert keeps for these events, written out by hand."""
+    return tuple(
+        TriggerFacts(
+            event_id=e.event_id,
+            event_type=e.kind,
+            agency_id=e.agency_id,
+            agency_kind=e.agency_kind,
+            sensitivity=e.sensitivity,
+            occurred_at=e.occurred_at,
+        )
+        for e in events
+    )
+
+
 def raised(outcomes: list) -> list[AlertRaised]:
     return [o for o in outcomes if isinstance(o, AlertRaised)]
 
@@ -105,6 +121,7 @@ class TestUnscheduledCareWithPlan:
                 raised_at=raised_at,
                 due_at=due,
                 escalation=ladder(due, timedelta(minutes=30)),
+                trigger_facts=kept(attendance(), plan()),
             )
         ]
 
@@ -249,6 +266,10 @@ class TestRetractionAndCorrection:
         _, out = run([plan(), original, wrong, right], rules, calendar)
         assert [type(o).__name__ for o in out] == ["AlertRaised", "AlertWithdrawn", "AlertRaised"]
         assert out[0].alert_id == out[2].alert_id
+        assert (out[0].trigger_facts, out[2].trigger_facts) == (
+            kept(original, plan()),
+            kept(plan()),  # the corrected trigger's facts are its narrative entry's, not these
+        )
 
 
 class TestDomesticAbuseToSchool:
@@ -374,6 +395,7 @@ class TestAccumulatingConcerns:
                 due_at=due,
                 escalation=ladder(due, timedelta(minutes=240)),
                 window_start=T0,
+                trigger_facts=kept(*events[:3]),
             )
         ]
 
@@ -442,3 +464,31 @@ class TestMissingEpisodes:
         """Three episodes within 90 days, once per window; no recipient found: duty team."""
         _, out = run([missing(f"m-{d}", at(d)) for d in days], rules, calendar)
         assert [(o.recipients, o.reason) for o in raised(out)] == [((DUTY,), "3_episodes")] * alerts
+
+
+class TestTriggerFacts:
+    """An alert keeps the sharing facts of the triggers the engine holds from the event itself."""
+
+    def test_each_trigger_in_order(self):
+        """Type, agency and kind, sensitivity and time (UTC) of each event held."""
+        police = incident()
+        state = ChildAlertState(child_id=CHILD)
+        for event in (plan(), police):
+            state = fold(state, event)
+        assert trigger_facts(state, [police.event_id, "cs:plan-1"]) == kept(police, plan())
+
+    def test_a_time_with_an_offset_is_kept_in_utc(self):
+        """The same instant, written in UTC."""
+        local = attendance(when=T0.astimezone(timezone(timedelta(hours=1))))
+        (facts,) = trigger_facts(fold(ChildAlertState(child_id=CHILD), local), [local.event_id])
+        assert (facts.occurred_at, facts.occurred_at.utcoffset()) == (T0, timedelta(0))
+
+    def test_unknown_corrected_and_retracted_triggers_are_left_out(self):
+        """Nothing for an event the state does not hold, or holds only from a correction."""
+        original = attendance()
+        fix = corrected(original, "health:cor-1", sensitivity=("mental_health",))
+        state = ChildAlertState(child_id=CHILD)
+        for event in (plan(), original, fix, school_contact(), retraction("r-1", "school:abs-1")):
+            state = fold(state, event)
+        ids = [original.event_id, "school:abs-1", "nowhere:1", "cs:plan-1"]
+        assert trigger_facts(state, ids) == kept(plan())

@@ -8,14 +8,19 @@ import pytest
 
 from contracts import parse_envelope
 from contracts.examples import example_envelope
+from hub.alerts.engine import trigger_facts
 from hub.alerts.facts import (
     ConcernFacts,
     ContactFacts,
     HubEventFacts,
     InvolvementFacts,
     PractitionerFacts,
+    facts_from_envelope,
     facts_from_hub_event,
 )
+from hub.alerts.state import ChildAlertState, fold
+from hub.domain.narrative import entry_for
+from hub.sharing import EventFacts
 from hub.streams.wire import HubEvent
 
 pytestmark = pytest.mark.unit
@@ -123,3 +128,30 @@ class TestFactsFromHubEvent:
         envelope["person"]["address"] = {"postcode": "ZZ99 3ZZ"}
         event = HubEvent(child_id="ch-0001", ingested_at=NOW, envelope=parse_envelope(envelope))
         assert facts_from_hub_event(event).household_keys == ()
+
+
+class TestTriggerFactsAreTheNarrativeEntrysFacts:
+    """What an alert keeps of a trigger is what the narrative store gives the sharing rules."""
+
+    @pytest.mark.parametrize(
+        "event_type",
+        ["concern.raised", "involvement.started", "involvement.ended", "contact.recorded"],
+    )
+    def test_an_event_as_sent(self, event_type):
+        """Type, agency and kind, sensitivity and time equal those of the event's entry."""
+        envelope = parse_envelope(example_envelope(type=event_type))
+        state = fold(ChildAlertState(child_id="ch-0001"), facts_from_envelope(envelope, "ch-0001"))
+        (kept,) = trigger_facts(state, [envelope.id])
+        assert kept.event_facts() == EventFacts.of(entry_for(envelope, "ch-0001"))
+
+    def test_a_correction(self):
+        """The correction's entry and facts carry the corrected type; the event it corrects
+        keeps its own entry, so an alert keeps nothing of it (the engine holds the new facts)."""
+        envelope = parse_envelope(example_envelope(type="event.corrected"))
+        facts = facts_from_envelope(envelope, "ch-0001")
+        state = fold(ChildAlertState(child_id="ch-0001"), facts)
+        assert (
+            facts.kind,
+            EventFacts.of(entry_for(envelope, "ch-0001")).event_type,
+            trigger_facts(state, [envelope.supersedes, envelope.id]),
+        ) == ("concern.raised", "concern.raised", ())

@@ -83,6 +83,16 @@ class TestNoticeToTheSiblingSchool:
             "raised_at": now,
             "due_at": MONDAY_9AM,
             "window_start": None,
+            "trigger_facts": (  # the sibling's notice, as its narrative entry has it
+                {
+                    "event_id": NOTICE,
+                    "event_type": "contact.recorded",
+                    "agency_id": "northshire-police",
+                    "agency_kind": "police",
+                    "sensitivity": ("domestic_abuse",),
+                    "occurred_at": FRIDAY_NIGHT,
+                },
+            ),
         }
         assert state.records[NOTICE].via_household is True
         assert state.alerts[KEY].status is MarkStatus.raised
