@@ -87,18 +87,13 @@ class NullCipher:
     ) -> dict[str, Any]:
         return dict(payload)
 
-    async def open_envelope(
-        self, child_id: str, sealed: Mapping[str, Any], *, only: Iterable[str] | None = None
-    ) -> dict[str, Any]:
+    async def open_envelope(self, child_id: str, sealed: Mapping[str, Any]) -> dict[str, Any]:
         return dict(sealed)
 
     async def open_envelope_keyed(
         self, child_id: str, sealed: Mapping[str, Any]
     ) -> tuple[dict[str, Any], Any]:
         return dict(sealed), None  # the patched seal_entry ignores the key
-
-    async def key_for(self, child_id: str, sealed: Mapping[str, Any]) -> Any:
-        return None  # the patched seal_entry ignores it
 
 
 def serve_with_null_cipher(port: str, profile: str | None) -> None:

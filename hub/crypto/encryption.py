@@ -226,10 +226,9 @@ def redact_sealed(doc: Mapping[str, Any], marker: Any = None) -> tuple[dict[str,
 _Found = list[tuple[Any, Any, str, Mapping[str, Any]]]
 
 
-def _copy_finding(node: Any, prefix: str, found: _Found, only: frozenset[str] | None) -> Any:
-    """A copy of ``node``'s containers; each sealed value inside (under a path of ``only``,
-    if given) is recorded as (container copy, slot, path, sealed value) to be opened in place.
-    """
+def _copy_finding(node: Any, prefix: str, found: _Found) -> Any:
+    """A copy of ``node``'s containers; each sealed value inside is recorded as (container
+    copy, slot, path, sealed value) to be opened in place."""
     if type(node) is dict:
         out: Any = dict(node)
         slots: Iterable[tuple[Any, Any]] = out.items()
@@ -241,24 +240,11 @@ def _copy_finding(node: Any, prefix: str, found: _Found, only: frozenset[str] | 
         if kind is not dict and kind is not list:
             continue
         path = f"{prefix}.{slot}" if prefix else str(slot)
-        if only is not None and not _under(path, only):
-            continue
         if kind is dict and value.keys() == _SEALED_KEYS and value["enc"] == SEALED_ALG:
             found.append((out, slot, path, value))
         else:
-            out[slot] = _copy_finding(value, path, found, only)
+            out[slot] = _copy_finding(value, path, found)
     return out
-
-
-def _under(path: str, only: frozenset[str]) -> bool:
-    """Whether ``path`` leads to, or lies inside, one of ``only`` (numbered list items
-    match ``*``)."""
-    parts = path.split(".")
-    for wanted in only:
-        names = wanted.split(".")
-        if all(w == p or (w == "*" and p.isdigit()) for w, p in zip(names, parts, strict=False)):
-            return True
-    return False
 
 
 class FieldCipher:
@@ -288,17 +274,12 @@ class FieldCipher:
         return opened
 
     async def _open(
-        self,
-        child_id: str,
-        payload: Mapping[str, Any],
-        *,
-        event_id: str,
-        only: frozenset[str] | None = None,
+        self, child_id: str, payload: Mapping[str, Any], *, event_id: str
     ) -> tuple[dict[str, Any], DataKey | None]:
         """The opened copy (one walk, each key version looked up once) and the key of the
         newest version that sealed it (None when nothing sealed was opened)."""
         found: _Found = []
-        opened = _copy_finding(payload, "", found, only)
+        opened = _copy_finding(payload, "", found)
         keys: dict[int, DataKey] = {}
         for container, slot, path, sealed in found:
             version = int(sealed["kv"])
@@ -329,33 +310,17 @@ class FieldCipher:
             for child_id, env in items
         ]
 
-    async def key_for(self, child_id: str, sealed: Mapping[str, Any]) -> DataKey:
-        """The key a sealed document was sealed under (its newest version), to seal more with.
-
-        A document with nothing sealed gets the child's current key. Raises KeyDestroyed.
-        """
-        versions = [int(s["kv"]) for _, s in sealed_paths(sealed)]
-        if versions:
-            return await self._keys.data_key(child_id, max(versions))
-        return (await self._keys.current_keys([child_id]))[child_id]
-
-    async def open_envelope(
-        self, child_id: str, sealed: Mapping[str, Any], *, only: Iterable[str] | None = None
-    ) -> dict[str, Any]:
-        """The plain envelope; KeyDestroyed if the child's key was destroyed.
-
-        With ``only`` (dotted paths, ``*`` for every list item), just the sealed values at or
-        inside those paths are opened; the others stay sealed and no key is fetched for them.
-        """
-        wanted = None if only is None else frozenset(only)
-        opened, _ = await self._open(child_id, sealed, event_id=str(sealed["id"]), only=wanted)
+    async def open_envelope(self, child_id: str, sealed: Mapping[str, Any]) -> dict[str, Any]:
+        """The plain envelope; KeyDestroyed if the child's key was destroyed."""
+        opened, _ = await self._open(child_id, sealed, event_id=str(sealed["id"]))
         return opened
 
     async def open_envelope_keyed(
         self, child_id: str, sealed: Mapping[str, Any]
     ) -> tuple[dict[str, Any], DataKey]:
-        """The plain envelope and the key to seal more of it with (what ``key_for`` gives),
-        from one walk of the document. Raises KeyDestroyed."""
+        """The plain envelope and the key to seal more of it with (the newest version that
+        sealed it; the child's current key when nothing was sealed), from one walk of the
+        document. Raises KeyDestroyed."""
         opened, key = await self._open(child_id, sealed, event_id=str(sealed["id"]))
         if key is None:
             key = (await self._keys.current_keys([child_id]))[child_id]

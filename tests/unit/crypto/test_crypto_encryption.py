@@ -263,20 +263,20 @@ class TestVersionsAndErasure:
         assert open_value(key, "e-1", "a.b", sealed["a"]["b"]) == "c"
 
 
-class TestOpeningOnceAndInPart:
-    """One walk opens an envelope and names its key; a reader may open only what it needs."""
+class TestOpeningOnce:
+    """One walk opens an envelope and names its key."""
 
     async def test_keyed_opening_gives_the_envelope_and_the_key_for_more(
         self, keys: MemoryDataKeys, cipher: FieldCipher
     ) -> None:
-        """The plain envelope is what open_envelope gives; the key is key_for's (newest used)."""
+        """The plain envelope is what open_envelope gives; the key is the newest version used."""
         sealed = await cipher.seal_envelope("ch-1", example_envelope(id="e-1"))
         keys.rotate_child_key("ch-1")
         mixed = await cipher.encrypt_fields("ch-1", sealed, ["data.category"], event_id="e-1")
         plain, key = await cipher.open_envelope_keyed("ch-1", mixed)
         assert plain == example_envelope(id="e-1")
         assert (key.child_id, key.version) == ("ch-1", 2)
-        assert key == await cipher.key_for("ch-1", mixed)
+        assert key == await keys.data_key("ch-1", 2)
 
     async def test_keyed_opening_of_a_plain_envelope_gives_the_current_key(
         self, cipher: FieldCipher
@@ -284,41 +284,6 @@ class TestOpeningOnceAndInPart:
         """Nothing sealed: the envelope comes back equal, with the child's current key."""
         plain, key = await cipher.open_envelope_keyed("ch-1", example_envelope())
         assert (plain, key.child_id, key.version) == (example_envelope(), "ch-1", 1)
-
-    async def test_only_the_wanted_paths_are_opened(self, cipher: FieldCipher) -> None:
-        """Sealed values at or inside the wanted paths open; the others stay sealed."""
-        sealed = await cipher.seal_envelope("ch-1", example_envelope())
-        opened = await cipher.open_envelope(
-            "ch-1", sealed, only=["person.address", "person.related.*.name"]
-        )
-        assert opened["person"]["address"] == example_envelope()["person"]["address"]
-        assert opened["person"]["related"][0]["name"] == {
-            "given": "Jo",
-            "family": "Example",
-            "aliases": [],
-        }
-        still = [p for p, _ in sealed_paths(opened)]
-        assert still == [
-            "person.identifiers",
-            "person.name",
-            "person.birth_date",
-            "person.related.0.identifiers",
-            "person.related.0.birth_date",
-            "data.summary",
-        ]
-        assert sealed_paths(sealed)[0][1] is not opened  # the input is not changed
-        assert is_sealed(sealed["person"]["address"])
-
-    async def test_no_key_is_needed_when_nothing_wanted_is_sealed(
-        self, keys: MemoryDataKeys, cipher: FieldCipher
-    ) -> None:
-        """Clear fields of an erased child's envelope are still readable."""
-        sealed = await cipher.seal_envelope("ch-1", example_envelope())
-        keys.destroy_child_key("ch-1")
-        opened = await cipher.open_envelope("ch-1", sealed, only=["data.category"])
-        assert opened == sealed
-        with pytest.raises(KeyDestroyed):
-            await cipher.open_envelope("ch-1", sealed, only=["person.address"])
 
 
 class TestWireCompatibility:
