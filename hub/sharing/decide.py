@@ -288,22 +288,29 @@ class CompiledPack:
         use_cache: bool = True,
     ) -> Decision:
         """The decision for one request, event and child at ``now``."""
+        epoch, req, tail = self._key_parts(request, child, now)
+        key = _Key(epoch, *req, *event.attributes, *tail)
+        outcome = self._cached(key) if use_cache else self._evaluate(key)
+        if outcome.final is not None:
+            return outcome.final
+        return self._after_delays(outcome.candidates, event, child, now)
+
+    def _key_parts(
+        self, request: AccessRequest, child: ChildContext, now: datetime
+    ) -> tuple[int, tuple[Any, ...], tuple[Any, ...]]:
+        """The key's parts that do not depend on the event: the rule epoch of ``now``, the
+        request's attributes, and the child's (statuses, consent, harm, involvement)."""
         req = request.attributes
         state, at = child.consent_key(req[4], req[0])
-        key = _Key(
-            bisect_right(self._stamps, now.timestamp()) if self._stamps else 0,
-            *req,
-            *event.attributes,
+        epoch = bisect_right(self._stamps, now.timestamp()) if self._stamps else 0
+        tail = (
             child.status_key,
             state,
             at,
             child.significant_harm,
             req[0] in child.involved_agencies,
         )
-        outcome = self._cached(key) if use_cache else self._evaluate(key)
-        if outcome.final is not None:
-            return outcome.final
-        return self._after_delays(outcome.candidates, event, child, now)
+        return epoch, req, tail
 
     def decide_all(
         self,
@@ -318,16 +325,7 @@ class CompiledPack:
         The same answers as one ``decide`` per event; the request's and child's part of the
         key is built once, and events with the same attributes share one cache lookup.
         """
-        req = request.attributes
-        state, at = child.consent_key(req[4], req[0])
-        epoch = bisect_right(self._stamps, now.timestamp()) if self._stamps else 0
-        tail = (
-            child.status_key,
-            state,
-            at,
-            child.significant_harm,
-            req[0] in child.involved_agencies,
-        )
+        epoch, req, tail = self._key_parts(request, child, now)
         seen: dict[tuple[Any, ...], _Outcome] = {}
         decided: list[Decision] = []
         for event in events:
