@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -108,19 +109,15 @@ def serve(
     """Run the hub: every processor and the API in one process, or one part of it."""
     import uvicorn
 
-    from hub.api.app import create_app
+    from hub.api.app import server_config
 
     settings = _settings()
     _ensure_local_kafka(settings)
-    hub = build_hub(settings, role)
-    uvicorn.run(
-        create_app(hub),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    server = uvicorn.Server(server_config(build_hub(settings, role), host, port))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:  # as uvicorn.run: the lifespan failed (its error is logged)
+        raise typer.Exit(3)
 
 
 @app.command()

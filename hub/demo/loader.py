@@ -205,19 +205,10 @@ async def _serve_and_load(
 ) -> None:
     import uvicorn
 
-    from hub.api.app import create_app
+    from hub.api.app import server_config
 
     hub = build_hub(settings, ProcessRole.all)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(hub),
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=30,
-        )
-    )
+    server = uvicorn.Server(server_config(hub, host, port))
     url = f"http://{host}:{port}"
     serving = asyncio.create_task(server.serve())
     try:
