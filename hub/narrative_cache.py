@@ -82,14 +82,19 @@ class NarrativeCache:
             return held[1]
         self.misses += 1
         entries = await self._store.narrative(group, texts=False)
-        context = await with_texts(self._store, entries, _is_context)
-        opened = await open_items(self._keys, context, only=_is_context, summaries=False)
         unopened = await open_items(self._keys, entries, only=lambda _: False)
+        # The situation is read from the opened involvements and contacts (clear columns of
+        # the rest): only those are fetched and opened, and they are not kept.
+        context = [e for e in entries if _is_context(e)]
+        opened = await open_items(
+            self._keys, await with_texts(self._store, context, lambda _: True), summaries=False
+        )
+        by_id = {i.event_id: i for i in opened}
         basis = DecisionBasis(
             entries=tuple(entries),
             items=tuple(unopened),
             facts=tuple(EventFacts.of(i) for i in unopened),
-            situation=situation_of(opened),
+            situation=situation_of([by_id.get(i.event_id, i) for i in unopened]),
         )
         self._keep(group, stamp, basis)
         return basis
