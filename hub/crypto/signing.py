@@ -18,6 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import orjson
 import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -47,6 +48,9 @@ BATCH_TYPE = "hub.submission-batch.v1"
 """The ``type`` inside a signed batch manifest, so it can never pass for an envelope."""
 
 _MAX_SAFE_INT = 2**53 - 1
+_LEAVES = frozenset({str, bool, type(None)})
+_WIDE = 32
+"""Containers longer than this are checked by ``_plain_wide``."""
 
 
 class RejectionReason(StrEnum):
@@ -89,11 +93,13 @@ class VerifiedSignature:
 
 
 def _plain(values: Iterable[Any]) -> bool:
-    """True when ``json.dumps`` of these values already gives RFC 8785 bytes.
+    """True when these values serialise to RFC 8785 bytes as they are (``json.dumps``' or
+    orjson's compact, key-sorted, UTF-8 form).
 
     That holds without floats (whose ES6 form differs from Python's), with integers inside
     the IEEE-754 safe range, and with ASCII object keys (sorted alike by code point and by
-    UTF-16 unit). Iterative over the values of each container, so leaves cost no call.
+    UTF-16 unit). Iterative over the values of each container, so leaves cost no call; wide
+    containers (a long list of ids) are checked by type sets, in C.
     """
     for value in values:
         kind = type(value)
@@ -105,32 +111,46 @@ def _plain(values: Iterable[Any]) -> bool:
                     return False
             except TypeError:  # a key that is not text
                 return False
-            if not _plain(value.values()):
+            inner = value.values()
+            if not (_plain_wide(list(inner)) if len(inner) > _WIDE else _plain(inner)):
                 return False
         elif kind is list or kind is tuple:
-            if not _plain(value):
+            if not (_plain_wide(value) if len(value) > _WIDE else _plain(value)):
                 return False
         elif kind is not int or not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
             return False
     return True
 
 
+def _plain_wide(values: Sequence[Any]) -> bool:
+    """``_plain`` for a long sequence: its kinds of value first, then only what they need."""
+    kinds = set(map(type, values))
+    if int in kinds:
+        ints = values if len(kinds) == 1 else [v for v in values if type(v) is int]
+        if min(ints) < -_MAX_SAFE_INT or max(ints) > _MAX_SAFE_INT:
+            return False
+        kinds.discard(int)
+    if kinds <= _LEAVES:
+        return True
+    return _plain([v for v in values if type(v) not in _LEAVES and type(v) is not int])
+
+
 def canonical_json(doc: Mapping[str, Any], *, exclude: frozenset[str] = SIGNATURE_FIELDS) -> bytes:
     """RFC 8785 canonical bytes of a JSON object, without the top-level ``exclude`` fields.
 
     Documents without floats, big integers or non-ASCII keys (every envelope the adapters
-    send) take a fast path through ``json.dumps``, whose bytes are then identical; others go
-    through the ``rfc8785`` library. Raises ValueError for what JSON cannot carry.
+    send, every audit record) take a fast path through orjson, whose bytes are then
+    identical; others go through the ``rfc8785`` library. Raises ValueError for what JSON
+    cannot carry.
     """
     body = dict(doc)
     for name in exclude:
         body.pop(name, None)
     if _plain((body,)):
         try:
-            text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            return text.encode("utf-8")
-        except UnicodeEncodeError as exc:  # a lone surrogate
-            raise ValueError("the document holds text that is not valid Unicode") from exc
+            return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError as exc:  # a lone surrogate, or nested too deep
+            raise ValueError(f"the document cannot be canonicalised: {exc}") from exc
     try:
         return rfc8785.dumps(body)
     except rfc8785.CanonicalizationError as exc:

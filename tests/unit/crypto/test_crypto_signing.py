@@ -131,6 +131,53 @@ class TestCanonicalJson:
         unsigned = {k: v for k, v in doc.items() if k not in ("signature", "key_id")}
         assert canonical_json(doc) == rfc8785.dumps(unsigned)
 
+    @settings(max_examples=200, deadline=None)
+    @given(
+        wide=st.lists(
+            st.none()
+            | st.booleans()
+            | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+            | st.floats(allow_nan=False, allow_infinity=False)
+            | st.text(st.characters(exclude_categories=["Cs"]), max_size=8)
+            | st.lists(st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1), max_size=3)
+            | st.dictionaries(
+                st.text(max_size=4), st.integers(-(2**53) + 1, 2**53 - 1), max_size=3
+            ),
+            min_size=33,
+            max_size=80,
+        ),
+        pad=st.sampled_from(["id", 7, None, True]),
+    )
+    def test_long_lists_match_the_reference(self, wide: list[Any], pad: Any) -> None:
+        """Lists long enough to be checked by their kinds of value (an audit record's ids and
+        indexes) canonicalise as rfc8785, mixed or all of one kind."""
+        for doc in (
+            {"wide": wide},
+            {"ids": [pad] * 40, "tail": wide},
+            {"d": dict.fromkeys((f"k{i}" for i in range(40)), pad)},
+        ):
+            assert canonical_json(doc) == rfc8785.dumps(doc)
+
+    @pytest.mark.parametrize(
+        "doc",
+        [
+            {"ids": [1] * 40 + [2**53]},
+            {"ids": ["a"] * 40 + [1.0]},
+            {"ids": ["a"] * 40 + [{"\u00e9": 1, "e": 2.5}]},
+            {"d": {**{f"k{i}": 1 for i in range(40)}, "f": -(2**60)}},
+        ],
+        ids=["long-int-list-too-big", "long-list-float", "long-list-float-in-dict", "wide-dict"],
+    )
+    def test_long_lists_with_what_the_fast_path_cannot_carry(self, doc: dict[str, Any]) -> None:
+        """A long list holding a float or an unsafe integer is not taken as plain."""
+        try:
+            expected = rfc8785.dumps(doc)
+        except rfc8785.CanonicalizationError:
+            with pytest.raises(ValueError):
+                canonical_json(doc)
+        else:
+            assert canonical_json(doc) == expected
+
     @pytest.mark.parametrize(
         "doc",
         [{"big": 2**53}, {"n": [{"neg": -(2**60)}]}, {"x": "\ud800"}, {"k": {1: "x"}}],
