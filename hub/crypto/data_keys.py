@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hub.crypto.keyring import KeyProvider, WrappedKey
 from hub.crypto.tables import child_data_keys
 from hub.observability import get_logger
+from hub.store.reading import reads
 
 __all__ = [
     "ChildKeyStore",
@@ -181,7 +182,7 @@ class ChildKeyStore:
         cached = self._cache.get(child_id, version)
         if cached is not None:
             return cached
-        async with self.engine.connect() as conn:
+        async with reads(self.engine) as conn:
             row = (
                 await conn.execute(
                     select(_T).where(and_(_T.c.child_id == child_id, _T.c.key_version == version))
@@ -278,7 +279,7 @@ class ChildKeyStore:
 
     async def key_records(self, child_id: str) -> list[DataKeyRecord]:
         """Every key version of a child, oldest first (no key material)."""
-        async with self.engine.connect() as conn:
+        async with reads(self.engine) as conn:
             rows = (
                 await conn.execute(
                     select(_T).where(_T.c.child_id == child_id).order_by(_T.c.key_version)

@@ -267,11 +267,15 @@ class AuditTrail:
         commit together); the head stays locked until that transaction ends."""
         if not entries:
             return []
-        if conn.dialect.name == "sqlite":
-            await conn.execute(
-                update(audit_head).where(audit_head.c.id == 1).values(seq=audit_head.c.seq)
-            )
-            head = (await conn.execute(select(audit_head).where(audit_head.c.id == 1))).one()
+        if conn.dialect.name == "sqlite":  # the write takes the lock and reads the head
+            head = (
+                await conn.execute(
+                    update(audit_head)
+                    .where(audit_head.c.id == 1)
+                    .values(seq=audit_head.c.seq)
+                    .returning(audit_head.c.seq, audit_head.c.hash)
+                )
+            ).one()
         else:
             head = (
                 await conn.execute(select(audit_head).where(audit_head.c.id == 1).with_for_update())

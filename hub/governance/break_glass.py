@@ -25,6 +25,7 @@ from hub.governance.audit_store import AuditTrail
 from hub.governance.tables import break_glass
 from hub.observability import get_logger
 from hub.sharing import Purpose
+from hub.store.reading import reads
 from hub.store.times import as_utc
 
 __all__ = [
@@ -247,7 +248,7 @@ class BreakGlassStore:
             .order_by(c.started_at.desc())
             .limit(1)
         )
-        async with self.engine.connect() as conn:
+        async with reads(self.engine) as conn:
             row = (await conn.execute(stmt)).one_or_none()
         return None if row is None else _stored(row)
 

@@ -22,6 +22,7 @@ from hub.governance.audit_store import AuditTrail
 from hub.governance.tables import consents
 from hub.observability import get_logger
 from hub.sharing import ConsentRecord, ConsentState, Purpose
+from hub.store.reading import reads
 from hub.store.times import as_utc
 
 __all__ = ["ConsentDecision", "ConsentStore", "GivenBy", "StoredConsent"]
@@ -188,7 +189,7 @@ class ConsentStore:
             .where(c.child_id == child_id)
             .order_by(c.decided_at, c.recorded_at, c.consent_id)
         )
-        async with self.engine.connect() as conn:
+        async with reads(self.engine) as conn:
             return [_stored(r) for r in (await conn.execute(stmt)).all()]
 
     async def consent_records(self, child_id: str) -> list[ConsentRecord]:

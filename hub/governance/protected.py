@@ -26,6 +26,7 @@ from hub.governance.audit_store import AuditTrail
 from hub.governance.tables import protections
 from hub.observability import get_logger
 from hub.sharing import Obligations, RulePack, redact
+from hub.store.reading import reads
 from hub.store.times import as_utc
 
 __all__ = [
@@ -333,7 +334,7 @@ class ProtectionStore:
             return set()
         c = protections.c
         stmt = select(c.subject_id).where(c.subject_id.in_(wanted), c.lifted_at.is_(None))
-        async with self.engine.connect() as conn:
+        async with reads(self.engine) as conn:
             return {r.subject_id for r in (await conn.execute(stmt)).all()}
 
     async def history(self, subject_id: str) -> list[Protection]:

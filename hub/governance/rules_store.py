@@ -25,6 +25,7 @@ from hub.governance.audit_store import AuditTrail
 from hub.governance.tables import rule_packs
 from hub.observability import get_logger
 from hub.sharing import RulePack, RuleProblem, load_pack, validate_pack
+from hub.store.reading import reads
 
 __all__ = ["PackVersionUsed", "RulesStore", "StoredPack"]
 
@@ -130,7 +131,7 @@ class RulesStore:
 
     async def current(self) -> StoredPack:
         """The pack in force (the bootstrap pack is stored first when there is none)."""
-        async with self.engine.connect() as conn:
+        async with reads(self.engine) as conn:
             row = (
                 await conn.execute(select(rule_packs).order_by(rule_packs.c.number.desc()).limit(1))
             ).one_or_none()

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+import orjson
 from sqlalchemy import and_, delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.domain.identity import LinkDecision, LinkKey
 from hub.domain.narrative import EntryStatus, NarrativeEntry
+from hub.store.reading import reads
 from hub.store.schema import (
     child_identifiers,
     children,
@@ -92,6 +94,27 @@ class StoredEntry:
     payload: dict[str, object]
     erased_at: datetime | None = None
 
+    def with_text(self, summary: str, payload: dict[str, object]) -> StoredEntry:
+        """This entry with its stored texts read in (``dataclasses.replace`` without its
+        per-field checks: a read makes hundreds)."""
+        return StoredEntry(
+            self.event_id,
+            self.child_id,
+            self.event_type,
+            self.family,
+            self.occurred_at,
+            self.recorded_at,
+            self.agency_id,
+            self.agency_kind,
+            summary,
+            self.sensitivity,
+            self.supersedes,
+            self.status,
+            self.superseded_by,
+            payload,
+            self.erased_at,
+        )
+
 
 def _chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterable[Sequence[_T]]:
     for start in range(0, len(items), size):
@@ -162,7 +185,7 @@ class SqlStore:
 
     async def child_exists(self, child_id: str) -> bool:
         """Whether the person index knows this child."""
-        async with self.engine.connect() as conn:
+        async with reads(self.engine) as conn:
             row = await conn.execute(
                 select(children.c.child_id).where(children.c.child_id == child_id)
             )
@@ -290,7 +313,7 @@ class SqlStore:
     async def narrative_stamp(self, child_ids: Sequence[str]) -> tuple[int, ...]:
         """The narrative version of each child, in order (0 for a child never written):
         equal stamps mean the children's stored entries are unchanged."""
-        async with self.engine.connect() as conn:
+        async with reads(self.engine) as conn:
             rows = await conn.execute(
                 select(narrative_versions.c.child_id, narrative_versions.c.version).where(
                     narrative_versions.c.child_id.in_(list(child_ids))
@@ -377,7 +400,7 @@ class SqlStore:
             narrative_entries.c.event_id,
         )
         tags: dict[str, tuple[str, ...]] = {}  # a child's entries share few sensitivity sets
-        async with self.engine.connect() as conn:
+        async with reads(self.engine) as conn:
             rows = await conn.execute(query)
             return [
                 StoredEntry(
@@ -407,14 +430,14 @@ class SqlStore:
         """The stored (sealed) ``summary`` and ``payload`` of these entries, by event id."""
         found: dict[str, tuple[str, dict[str, object]]] = {}
         table = narrative_entries.c
-        async with self.engine.connect() as conn:
+        async with reads(self.engine) as conn:
             for chunk in _chunks(sorted(set(event_ids))):
                 rows = await conn.execute(
                     select(table.event_id, table.summary, table.payload).where(
                         table.event_id.in_(chunk)
                     )
                 )
-                found.update((r.event_id, (r.summary, json.loads(r.payload))) for r in rows)
+                found.update((r.event_id, (r.summary, orjson.loads(r.payload))) for r in rows)
         return found
 
     # -- merges the narrative follows -------------------------------------------------------
@@ -450,7 +473,7 @@ class SqlStore:
         it (merges of merges included). Bounded, so a cycle written by mistake cannot hang.
         """
         active = narrative_merges.c.undone_at.is_(None)
-        async with self.engine.connect() as conn:
+        async with reads(self.engine) as conn:
             top = child_id
             for _ in range(32):
                 above = (
