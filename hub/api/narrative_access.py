@@ -7,7 +7,6 @@ permit or deny, is written to the audit trail in one record per purpose.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -149,7 +148,7 @@ async def read_visible_narrative(
         n, decision = permitted[item.event_id]
         if item.event_id not in wanted:
             closed_item = not item.summary and not item.data  # as the decision basis holds it
-            shown.append(item if closed_item else dataclasses.replace(item, summary="", data={}))
+            shown.append(item if closed_item else item.shown("", {}))
             continue
         view, held = _presented(item, decision, prepared, gov, caller)
         if held:
@@ -184,19 +183,22 @@ def _presented(
     """The item as this caller sees it (obligations applied, protected locations held back),
     and whether a location was held back."""
     correction = _correction_of(item)
-    view = _item_view(item)
-    if correction is not None:  # the rules' paths are written for the replaced record
-        view["data"] = dict(correction.get("replacement") or {})
-    view = redact(view, decision.obligations)
+    duties = decision.obligations
     held = False
-    if prepared.protected:
-        view, held = gov.location.for_pack(prepared.pack).apply(view, caller.role.value)
-    data = dict(view.get("data") or {})
+    if duties.remove_fields or duties.generalise or prepared.protected:
+        view = _item_view(item)
+        if correction is not None:  # the rules' paths are written for the replaced record
+            view["data"] = dict(correction.get("replacement") or {})
+        view = redact(view, duties)
+        if prepared.protected:
+            view, held = gov.location.for_pack(prepared.pack).apply(view, caller.role.value)
+        data = dict(view.get("data") or {})
+    else:  # nothing to take out: the item's data was opened for this read alone
+        data = dict((correction.get("replacement") or {}) if correction is not None else item.data)
     summary = item.summary if item.erased_at is not None else describe_view(item.event_type, data)
     if correction is not None and item.erased_at is None:
         # The correction's own reason is free text: shown only when the rule lets the reader
         # see the record whole.
-        duties = decision.obligations
         whole = not duties.remove_fields and not duties.generalise
         reason = str(correction.get("reason") or "") if whole else ""
         summary += f" (Corrected: {reason})" if reason else " (Corrected.)"
@@ -205,4 +207,4 @@ def _presented(
             "replacement": data,
             **({"reason": reason} if reason else {}),
         }
-    return dataclasses.replace(item, summary=summary, data=data), bool(held)
+    return item.shown(summary, data), bool(held)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -99,7 +100,7 @@ def open_value(key: DataKey, event_id: str, path: str, sealed: Mapping[str, Any]
         nonce = binascii.a2b_base64(sealed["n"], strict_mode=True)
         ct = binascii.a2b_base64(sealed["ct"], strict_mode=True)
         plain = key.aead.decrypt(nonce, ct, _aad(key.child_id, event_id, path))
-        return json.loads(plain)
+        return orjson.loads(plain)
     except (InvalidTag, ValueError, TypeError):
         raise FieldDecryptionFailed(key.child_id, event_id, path) from None
 

@@ -206,7 +206,7 @@ async def open_items(
                 summary=text.summary if text else "",
                 sensitivity=tuple(e.sensitivity),
                 corrects=e.supersedes,
-                data=dict(text.payload) if text else {},
+                data=text.payload if text else {},
                 erased_at=text.erased_at if text else e.erased_at,
             )
         )
@@ -218,12 +218,7 @@ async def with_texts(
 ) -> list[StoredEntry]:
     """The entries (read without texts), those ``wanted`` with their stored texts read in."""
     texts = await store.entry_texts(e.event_id for e in entries if wanted(e))
-    return [
-        dataclasses.replace(e, summary=texts[e.event_id][0], payload=texts[e.event_id][1])
-        if e.event_id in texts
-        else e
-        for e in entries
-    ]
+    return [e.with_text(*texts[e.event_id]) if e.event_id in texts else e for e in entries]
 
 
 async def read_chronology(

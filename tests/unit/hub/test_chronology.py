@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from hub.domain.chronology import (
     summarise,
     to_markdown,
 )
+from hub.store.repository import StoredEntry
 
 pytestmark = pytest.mark.unit
 
@@ -199,3 +201,25 @@ class TestMarkdown:
             "## Chronology\n\n| Date | Agency | What happened |\n|---|---|---|\n"
             "| 20/05/2024 21:00 | Northshire Police | Incident \\| at home |\n"
         )
+
+
+class TestShown:
+    """An item as shown keeps every field but the summary and data it is given."""
+
+    def test_same_as_replacing_summary_and_data(self) -> None:
+        erased = dataclasses.replace(POLICE_CONCERN, erased_at=NOW, corrects="ev-old")
+        for original in (PLAN_START, erased):
+            shown = original.shown("Shown.", {"k": 1})
+            assert shown == dataclasses.replace(original, summary="Shown.", data={"k": 1})
+
+
+class TestStoredEntryWithText:
+    """A stored entry with its texts read in keeps every other column."""
+
+    def test_same_as_replacing_summary_and_payload(self) -> None:
+        entry = StoredEntry(
+            "ev-1", "ch-1", "concern.raised", "concern", NOW, NOW, "ag", "police", "",
+            ("dv",), "ev-0", "active", "ev-2", {}, NOW,
+        )  # fmt: skip
+        read = entry.with_text("sealed summary", {"kv": 1})
+        assert read == dataclasses.replace(entry, summary="sealed summary", payload={"kv": 1})
