@@ -1,20 +1,20 @@
 """The delivery consumer: opens `hub.events` records and hands them to the topic processor.
 
 Each record is opened with the child's data key and validated as the projector does (or taken
-as the projector already opened it, when it runs first on the same batch); the child's
-snapshot (statuses, involved agencies, milestones) is read once per child per batch. A record
+as the projector already opened it, when it runs first on the same batch); the snapshots
+(statuses, involved agencies, milestones) of the batch's children are read in one call. A record
 that cannot be opened (invalid, erased child) is skipped: the narrative projector
 dead-letters invalid records, and an erased child's events must never leave the hub.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from pydantic import ValidationError
 
-from contracts import ContractValidationError, parse_envelope
+from contracts import ContractValidationError, Envelope, parse_envelope
 from hub.crypto.data_keys import KeyDestroyed, UnknownDataKey
 from hub.crypto.encryption import FieldCipher, FieldDecryptionFailed
 from hub.delivery.context import ChildSnapshot
@@ -37,7 +37,7 @@ class DeliveryConsumer:
         *,
         processor: TopicDeliveryProcessor,
         cipher: FieldCipher,
-        snapshots: Callable[[str], Awaitable[ChildSnapshot]],
+        snapshots: Callable[[Sequence[str]], Awaitable[Mapping[str, ChildSnapshot]]],
     ) -> None:
         self._processor = processor
         self._cipher = cipher
@@ -51,40 +51,41 @@ class DeliveryConsumer:
         ``opened`` holds envelopes the projector already opened and validated in this batch,
         by record position; the other records are opened here.
         """
-        snapshots: dict[str, ChildSnapshot] = {}
-        events: list[DeliveryEvent] = []
+        opened_here: list[tuple[str, Envelope]] = []
         for record in records:
             if IdentityHubEvent.is_one(record.value):
                 continue  # a merge decision is not an agency event: nothing to deliver
             done = opened.get((record.topic, record.partition, record.offset)) if opened else None
+            if done is None:
+                done = await self._open(record)
             if done is not None:
-                child_id, envelope = done
-            else:
-                try:
-                    sealed = SealedHubEvent.model_validate_json(record.value)
-                    plain = await self._cipher.open_envelope(sealed.child_id, sealed.envelope)
-                    envelope = parse_envelope(plain)
-                except (ValidationError, ContractValidationError, FieldDecryptionFailed) as exc:
-                    self._skipped(record, "invalid", exc)
-                    continue
-                except (KeyDestroyed, UnknownDataKey) as exc:
-                    self._skipped(record, "erased", exc)
-                    continue
-                child_id = sealed.child_id
-            if child_id not in snapshots:
-                snapshots[child_id] = await self._snapshots(child_id)
-            snap = snapshots[child_id]
-            events.append(
-                DeliveryEvent(
-                    child_id=child_id,
-                    envelope=envelope,
-                    statuses=snap.statuses,
-                    involved_agencies=snap.involved_agencies,
-                    milestones=snap.milestones,
-                    significant_harm=snap.significant_harm,
-                )
+                opened_here.append(done)
+        # Every child of the batch read at once (a trickle's batch is nearly a child an event).
+        snapshots = await self._snapshots([child_id for child_id, _ in opened_here])
+        events = [
+            DeliveryEvent(
+                child_id=child_id,
+                envelope=envelope,
+                statuses=snapshots[child_id].statuses,
+                involved_agencies=snapshots[child_id].involved_agencies,
+                milestones=snapshots[child_id].milestones,
+                significant_harm=snapshots[child_id].significant_harm,
             )
+            for child_id, envelope in opened_here
+        ]
         return await self._processor.handle_batch(events)
+
+    async def _open(self, record: ConsumedRecord) -> tuple[str, Envelope] | None:
+        """The record's child and validated envelope; None (logged) if it cannot be opened."""
+        try:
+            sealed = SealedHubEvent.model_validate_json(record.value)
+            plain = await self._cipher.open_envelope(sealed.child_id, sealed.envelope)
+            return sealed.child_id, parse_envelope(plain)
+        except (ValidationError, ContractValidationError, FieldDecryptionFailed) as exc:
+            self._skipped(record, "invalid", exc)
+        except (KeyDestroyed, UnknownDataKey) as exc:
+            self._skipped(record, "erased", exc)
+        return None
 
     @staticmethod
     def _skipped(record: ConsumedRecord, cause: str, exc: Exception) -> None:

@@ -21,10 +21,11 @@ from typing import Any
 
 from contracts import Envelope
 from hub.delivery.config import Subscriber, SubscriberKind, Subscribers
+from hub.delivery.prepared import prepare_many
 from hub.delivery.store import DeliveryStatus, DeliveryStore, StoredDelivery, delivery_id_for
 from hub.governance import Governance
 from hub.governance.audit import Actor, AuditAction, AuditEntry, decisions_entry
-from hub.governance.read_path import PreparedRead, prepare_read
+from hub.governance.read_path import PreparedRead
 from hub.observability import get_logger
 from hub.settings import Settings
 from hub.sharing import ChildStatus, Decision, EventFacts, Milestone, decide, redact
@@ -176,18 +177,13 @@ class TopicDeliveryProcessor:
         # Decisions not to share are audited too (one record per subscriber and child), so a
         # rules dry-run can show the deliveries a change would add.
         withheld: dict[tuple[str, str], list[tuple[str, EventFacts, Decision]]] = {}
+        if self._subscribers:  # each child's context from its first event, for the batch
+            first: dict[str, DeliveryEvent] = {}
+            for event in events:
+                first.setdefault(event.child_id, event)
+            prepared = await prepare_many(self._gov, first, actor=DELIVERY_ACTOR)
         for event in events:
             facts = EventFacts.of(event.envelope)
-            if self._subscribers and event.child_id not in prepared:
-                prepared[event.child_id] = await prepare_read(
-                    self._gov,
-                    child_id=event.child_id,
-                    actor=DELIVERY_ACTOR,
-                    statuses=event.statuses,
-                    involved_agencies=event.involved_agencies,
-                    milestones=event.milestones,
-                    significant_harm=event.significant_harm,
-                )
             for sub in self._subscribers:
                 ready = prepared[event.child_id]
                 decision = decide(sub.request, facts, ready.child, ready.pack, now=now)

@@ -90,6 +90,8 @@ def build_delivery(
             retention_days=settings.deliver_retention_days,
         ),
         store=ledger,
-        consumer=DeliveryConsumer(processor=processor, cipher=security.cipher, snapshots=snapshots),
+        consumer=DeliveryConsumer(
+            processor=processor, cipher=security.cipher, snapshots=snapshots.many
+        ),
         dispatcher=dispatcher,
     )

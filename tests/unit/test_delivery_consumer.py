@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,10 +25,11 @@ pytestmark = pytest.mark.unit
 __all__ = ["world"]  # the fixture, imported for this module's tests
 
 ERASED_CHILD = "child-0002"
+OTHER_CHILD = "child-0003"
 
 
-async def snapshot(child_id: str) -> ChildSnapshot:
-    return ChildSnapshot()
+async def snapshot(child_ids: Sequence[str]) -> dict[str, ChildSnapshot]:
+    return dict.fromkeys(child_ids, ChildSnapshot())
 
 
 async def record(cipher: FieldCipher, child_id: str, offset: int, n: int) -> ConsumedRecord:
@@ -52,6 +54,27 @@ class TestDeliveryConsumer:
         assert counts == DeliveryCounts(published=1, denied=1, duplicates=0)
         ((_, value, key, _),) = world.publish.sent
         assert (key, json.loads(value)) == (CHILD.encode(), expected_copy(police_concern(1)))
+
+    async def test_reads_the_batchs_children_in_one_call(self, world: World) -> None:
+        """The snapshots of every child in the batch are asked for once, together, and each
+        event is decided with its own child's snapshot."""
+        keys = MemoryDataKeys()
+        cipher = FieldCipher(keys)
+        asked: list[list[str]] = []
+
+        async def snapshots(child_ids: Sequence[str]) -> dict[str, ChildSnapshot]:
+            asked.append(sorted(set(child_ids)))
+            return await snapshot(child_ids)
+
+        consumer = DeliveryConsumer(processor=world.processor, cipher=cipher, snapshots=snapshots)
+        batch = [
+            await record(cipher, CHILD, 0, 1),
+            await record(cipher, OTHER_CHILD, 1, 2),
+            await record(cipher, CHILD, 2, 3),
+        ]
+        counts = await consumer.handle_batch(batch)
+        assert asked == [[CHILD, OTHER_CHILD]]
+        assert counts == DeliveryCounts(published=3, denied=3, duplicates=0)
 
     async def test_skips_invalid_and_erased(self, world: World) -> None:
         """A record that is not a hub event, or whose child's key is destroyed, is skipped
@@ -88,9 +111,9 @@ class TestProjectThenDeliver:
                 order.append("projected")
                 return len(records)
 
-        async def snap(child_id: str) -> ChildSnapshot:
+        async def snap(child_ids: Sequence[str]) -> dict[str, ChildSnapshot]:
             order.append("snapshot")
-            return ChildSnapshot()
+            return await snapshot(child_ids)
 
         cipher = FieldCipher(MemoryDataKeys())
         deliveries = DeliveryConsumer(processor=world.processor, cipher=cipher, snapshots=snap)

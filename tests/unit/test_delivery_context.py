@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
-from contracts import parse_envelope
+from contracts import Envelope, parse_envelope
 from contracts.examples import example_envelope
 from hub.delivery.context import ChildSnapshot, NarrativeChildFacts
 from hub.domain.narrative import entry_for
@@ -18,12 +19,29 @@ from tests.unit.test_delivery_topics import CHILD, NOW, police_concern
 
 pytestmark = pytest.mark.unit
 
+OTHER = "child-0002"
+
 
 class NoKeys:
     """A key store for plain (unsealed) rows: no key records, never asked for a key."""
 
     async def key_records(self, child_id: str) -> list[Any]:
         return []
+
+
+def plan_started() -> Envelope:
+    """Children's services start a child-protection plan (invented child)."""
+    return parse_envelope(
+        example_envelope(
+            type="involvement.started",
+            id="northshire-cs:evt-0001",
+            agency_id="northshire-cs",
+            agency_kind="childrens_services",
+            source="urn:agency:northshire-cs",
+            sensitivity=[],
+            lawful_basis="public_task",
+        )
+    )
 
 
 class TestNarrativeChildFacts:
@@ -33,17 +51,7 @@ class TestNarrativeChildFacts:
         engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
         await migrate(engine)
         store = SqlStore(engine)
-        plan = parse_envelope(
-            example_envelope(
-                type="involvement.started",
-                id="northshire-cs:evt-0001",
-                agency_id="northshire-cs",
-                agency_kind="childrens_services",
-                source="urn:agency:northshire-cs",
-                sensitivity=[],
-                lawful_basis="public_task",
-            )
-        )
+        plan = plan_started()
         concern = police_concern()
         entries = [
             PositionedEntry(entry_for(e, CHILD), "hub.events", 0, n)
@@ -64,3 +72,32 @@ class TestNarrativeChildFacts:
             events={plan.id: EventFacts.of(plan), concern.id: EventFacts.of(concern)},
         )
         assert empty == ChildSnapshot()
+
+    async def test_many_children_read_together(self, tmp_path: Path) -> None:
+        """``many`` gives each child the snapshot it gets alone (a child with no entries the
+        empty one), from two queries whatever the number of children."""
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
+        await migrate(engine)
+        store = SqlStore(engine)
+        plan = plan_started()
+        placed = [(CHILD, plan), (CHILD, police_concern(1)), (OTHER, police_concern(2))]
+        entries = [
+            PositionedEntry(entry_for(e, child), "hub.events", 0, n)
+            for n, (child, e) in enumerate(placed)
+        ]
+        facts = NarrativeChildFacts(store, NoKeys())  # type: ignore[arg-type]
+        statements: list[str] = []
+        try:
+            async with engine.begin() as conn:
+                await store.apply_entries(conn, "narrative", entries, now=NOW)
+            alone = {c: await facts(c) for c in (CHILD, OTHER, "child-unknown")}
+            event.listen(
+                engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2])
+            )
+            together = await facts.many([OTHER, CHILD, "child-unknown", CHILD])
+        finally:
+            await engine.dispose()
+        assert together == alone
+        assert together[CHILD].significant_harm and not together[OTHER].significant_harm
+        assert alone["child-unknown"] == ChildSnapshot()
+        assert len(statements) == 2
