@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub.alerts.calendar import load_calendar
 from hub.alerts.changes import watch_alert_steps
@@ -36,6 +37,9 @@ from hub.streams.app import HubStreams
 from hub.streams.ingest import IngestProcessor
 from hub.streams.projector import NarrativeProjector
 from hub.streams.topics import Topics
+
+if TYPE_CHECKING:
+    from hub.governance import Governance
 
 __all__ = ["Hub", "ProcessRole", "build_hub"]
 
@@ -77,6 +81,8 @@ class Hub:
     _retention: asyncio.Task[None] | None = field(default=None, init=False)
     _webhooks: asyncio.Task[None] | None = field(default=None, init=False)
     _alert_watch: asyncio.Task[None] | None = field(default=None, init=False)
+    governance: Governance | None = field(default=None, init=False, repr=False)
+    """The governance stores (``hub.governance.api.governance_of`` builds them once)."""
 
     async def start(self) -> None:
         """Migrate the store, create missing topics, then connect and start the subscribers."""

@@ -60,14 +60,18 @@ subject_access_router = APIRouter(prefix="/api/v1/children", tags=["subject acce
 
 
 def governance_of(hub: Hub) -> Governance:
-    """The governance stores over this hub's store engine."""
-    registry = {a.id: a.kind for a in hub.registry.all()}
-    return Governance.over(
-        hub.store.engine,
-        load_governance_settings(),
-        keys_dir=hub.settings.data_dir / "keys",
-        agencies=registry,
-    )
+    """The governance stores over this hub's store engine (built on first use, with the
+    governance settings the process was started with, like the hub's own settings)."""
+    if hub.governance is None:
+        registry = {a.id: a.kind for a in hub.registry.all()}
+        hub.governance = Governance.over(
+            hub.store.engine,
+            load_governance_settings(),
+            keys_dir=hub.settings.data_dir / "keys",
+            agencies=registry,
+        )
+    governance: Governance = hub.governance
+    return governance
 
 
 def _require(caller: Caller, *roles: Role) -> None:

@@ -45,6 +45,8 @@ log = get_logger(__name__)
 _KEY_FILE = "audit-checkpoint-key.pem"
 _PAGE = 1000
 _MAX_SKIPPED = 1000  # rows examined one by one when a link skips over them
+_INSERT_RECORD = audit_records.insert()
+_INSERT_CHECKPOINT = audit_checkpoints.insert()
 _COLUMNS = ("action", "who", "role", "agency_id", "child_id", "effect")
 
 
@@ -282,39 +284,48 @@ class AuditTrail:
             ).one()
         seq, prev = int(head.seq), str(head.hash)
         now = self._clock()
+        at = now.astimezone(UTC)
         made: list[AuditRecord] = []
+        rows: list[dict[str, Any]] = []
+        checkpoints: list[dict[str, Any]] = []
         for entry in entries:
             seq += 1
             body = {**entry.body(now), "prev_hash": prev}
             text = canonical_json(body)
             digest = record_hash(text)
-            await conn.execute(
-                audit_records.insert().values(
-                    seq=seq,
-                    at=now.astimezone(UTC),
-                    action=body["action"],
-                    who=body["who"],
-                    role=body["role"],
-                    agency_id=body["agency_id"],
-                    child_id=body["child_id"],
-                    effect=body["effect"],
-                    record=text,
-                    prev_hash=prev,
-                    hash=digest,
-                )
+            rows.append(
+                {
+                    "seq": seq,
+                    "at": at,
+                    "action": body["action"],
+                    "who": body["who"],
+                    "role": body["role"],
+                    "agency_id": body["agency_id"],
+                    "child_id": body["child_id"],
+                    "effect": body["effect"],
+                    "record": text,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
             )
             if seq % self._every == 0:
-                await conn.execute(
-                    audit_checkpoints.insert().values(
-                        seq=seq,
-                        hash=digest,
-                        at=now.astimezone(UTC),
-                        key_id=None if self._signer is None else self._signer.key_id,
-                        signature=None if self._signer is None else self._signer.sign(seq, digest),
-                    )
+                checkpoints.append(
+                    {
+                        "seq": seq,
+                        "hash": digest,
+                        "at": at,
+                        "key_id": None if self._signer is None else self._signer.key_id,
+                        "signature": None
+                        if self._signer is None
+                        else self._signer.sign(seq, digest),
+                    }
                 )
             made.append(AuditRecord(seq=seq, hash=digest, prev_hash=prev, body=body))
             prev = digest
+        # Statements built once (their values as parameters): a read appends one per call.
+        await conn.execute(_INSERT_RECORD, rows)
+        if checkpoints:
+            await conn.execute(_INSERT_CHECKPOINT, checkpoints)
         await conn.execute(
             update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev)
         )
