@@ -18,20 +18,23 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from weakref import WeakKeyDictionary
 
 from hub.crypto.data_keys import ChildKeyStore
-from hub.crypto.narrative import CONTEXT_FAMILIES, open_items, with_texts
+from hub.crypto.narrative import CONTEXT_FAMILIES, destroyed_versions, open_items, with_texts
 from hub.domain.chronology import ChildSituation, ChronologyItem, situation_of
 from hub.sharing import EventFacts
-from hub.store.repository import SqlStore, StoredEntry
+from hub.store.repository import IdentityGroup, SqlStore, StoredEntry
 
-__all__ = ["DEFAULT_MAX_ENTRIES", "DecisionBasis", "NarrativeCache", "cache_for"]
+__all__ = ["DEFAULT_MAX_ENTRIES", "DecisionBasis", "KeptRead", "NarrativeCache", "cache_for"]
 
 DEFAULT_MAX_ENTRIES = 50_000
 """Entries held across all children (a few hundred bytes each)."""
 
 Stamp = tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]
+Destroyed = dict[str, dict[int, datetime]]
+"""Per member: destroyed key version -> when it was destroyed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,16 @@ class DecisionBasis:
     items: tuple[ChronologyItem, ...]
     facts: tuple[EventFacts, ...]
     situation: ChildSituation
+
+
+@dataclass(frozen=True, slots=True)
+class KeptRead:
+    """What a narrative read starts from: the identity group, the basis of deciding it, and
+    each member's destroyed key versions (with when), read in this read."""
+
+    group: IdentityGroup
+    basis: DecisionBasis
+    destroyed: Destroyed
 
 
 def _is_context(entry: StoredEntry) -> bool:
@@ -59,22 +72,49 @@ class NarrativeCache:
         self._keys = keys
         self._max = max_entries
         self._held: OrderedDict[tuple[str, ...], tuple[Stamp, DecisionBasis]] = OrderedDict()
+        self._groups: OrderedDict[str, tuple[IdentityGroup, tuple[int, ...]]] = OrderedDict()
         self._size = 0
         self.hits = 0
         self.misses = 0
 
-    async def _stamp(self, members: tuple[str, ...]) -> Stamp:
+    async def _stamp(self, members: tuple[str, ...]) -> tuple[Stamp, Destroyed]:
         versions = await self._store.narrative_stamp(members)
-        destroyed = []
-        for member in members:
-            records = await self._keys.key_records(member)
-            destroyed.append(tuple(r.key_version for r in records if r.destroyed_at is not None))
-        return versions, tuple(destroyed)
+        destroyed = {m: await destroyed_versions(self._keys, m) for m in members}
+        return (versions, tuple(tuple(destroyed[m]) for m in members)), destroyed
 
     async def basis(self, members: Sequence[str]) -> DecisionBasis:
         """The basis of deciding a read of this identity group (the surviving child first)."""
         group = tuple(members)
-        stamp = await self._stamp(group)  # before reading: a write after it moves the stamp
+        stamp, _ = await self._stamp(group)  # before reading: a write after it moves the stamp
+        return await self._basis(group, stamp)
+
+    async def read(self, child_id: str) -> KeptRead:
+        """The identity group a read of ``child_id`` tells, its basis, and its members'
+        destroyed key versions (read with the stamp, for opening the page).
+
+        The group is kept too, valid while its members' versions are unchanged: a merge or
+        un-merge moves the versions of both children it joins (``SqlStore.apply_merges``),
+        and any merge that changes a group joins one of the group's members.
+        """
+        held = self._groups.get(child_id)
+        if held is not None:
+            group, versions = held
+            stamp, destroyed = await self._stamp(group.members)
+            if stamp[0] == versions:
+                self._groups.move_to_end(child_id)
+                return KeptRead(group, await self._basis(group.members, stamp), destroyed)
+        group = await self._store.identity_group(child_id)
+        stamp, destroyed = await self._stamp(group.members)
+        # Kept only when resolving again after the stamp gives the same group: a merge
+        # committed before the stamp was read is then reflected in it.
+        if await self._store.identity_group(child_id) == group:
+            self._groups[child_id] = (group, stamp[0])
+            self._groups.move_to_end(child_id)
+            while len(self._groups) > self._max:
+                self._groups.popitem(last=False)
+        return KeptRead(group, await self._basis(group.members, stamp), destroyed)
+
+    async def _basis(self, group: tuple[str, ...], stamp: Stamp) -> DecisionBasis:
         held = self._held.get(group)
         if held is not None and held[0] == stamp:
             self._held.move_to_end(group)
@@ -100,8 +140,9 @@ class NarrativeCache:
         return basis
 
     def clear(self) -> None:
-        """Forget every basis held (the next read of each child is a cold read)."""
+        """Forget every basis and group held (the next read of each child is a cold read)."""
         self._held.clear()
+        self._groups.clear()
         self._size = 0
 
     def _keep(self, group: tuple[str, ...], stamp: Stamp, basis: DecisionBasis) -> None:

@@ -22,7 +22,7 @@ from hub.governance import Governance
 from hub.governance.api import governance_of
 from hub.governance.audit import Actor
 from hub.governance.read_path import PreparedRead, prepare_read, record_read
-from hub.narrative_cache import cache_for
+from hub.narrative_cache import Destroyed, cache_for
 from hub.sharing import AccessRequest, Decision, EventFacts, Purpose, decide_all, redact
 from hub.store.repository import StoredEntry
 
@@ -96,12 +96,12 @@ async def read_visible_narrative(
     shown, e.g. one page) only those, and the involvements and contacts the child's situation
     is read from, are opened; the other permitted items come back with no summary or data.
     """
-    group = await hub.store.identity_group(child_id)
-    child_id = group.child_id
     keys = hub.security.keys
     entries: Sequence[StoredEntry]
     items: Sequence[ChronologyItem]
+    destroyed: Destroyed | None = None
     if present is None:
+        group = await hub.store.identity_group(child_id)
         entries = await hub.store.narrative(group.members)
         items = await open_items(keys, entries)
         facts_of: Sequence[EventFacts] = [EventFacts.of(i) for i in items]
@@ -109,9 +109,11 @@ async def read_visible_narrative(
     else:
         # Decide on clear columns (kept while the child's entries are unchanged); open
         # the shown page after deciding (payload only: summaries are described from it).
-        basis = await cache_for(hub.store, keys).basis(group.members)
+        kept = await cache_for(hub.store, keys).read(child_id)
+        group, basis, destroyed = kept.group, kept.basis, kept.destroyed
         entries, items, facts_of = basis.entries, basis.items, basis.facts
         situation = basis.situation
+    child_id = group.child_id
     gov = governance_of(hub)
     actor = Actor.of(caller)
     prepared = await prepare_read(gov, child_id=child_id, actor=actor, situation=situation)
@@ -136,7 +138,10 @@ async def read_visible_narrative(
         wanted = set(present(visible)) | {i.event_id for i in visible if i.family == "involvement"}
         closed = [e for e in entries if e.event_id in wanted]
         opened = await open_items(
-            keys, await with_texts(hub.store, closed, lambda _: True), summaries=False
+            keys,
+            await with_texts(hub.store, closed, lambda _: True),
+            summaries=False,
+            destroyed=destroyed,
         )
         by_id = {i.event_id: i for i in opened}
         visible = [by_id.get(i.event_id, i) for i in visible]

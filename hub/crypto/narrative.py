@@ -30,6 +30,7 @@ __all__ = [
     "UNREADABLE_LINE",
     "NarrativeOpener",
     "OpenedText",
+    "destroyed_versions",
     "erased_entry",
     "erased_line",
     "open_items",
@@ -115,6 +116,15 @@ def _sealed_json(text: str) -> dict[str, Any] | None:
     return value if is_sealed(value) else None
 
 
+async def destroyed_versions(keys: ChildKeyStore, child_id: str) -> dict[int, datetime]:
+    """The child's destroyed key versions and when each was destroyed, read from the store."""
+    return {
+        r.key_version: r.destroyed_at
+        for r in await keys.key_records(child_id)
+        if r.destroyed_at is not None
+    }
+
+
 class NarrativeOpener:
     """Opens stored entries for a reader; erased ones say when, with no content."""
 
@@ -122,17 +132,20 @@ class NarrativeOpener:
         self._keys = keys
         self._summaries = summaries
 
-    async def open_all(self, child_id: str, entries: Sequence[StoredEntry]) -> list[OpenedText]:
+    async def open_all(
+        self,
+        child_id: str,
+        entries: Sequence[StoredEntry],
+        destroyed: Mapping[int, datetime] | None = None,
+    ) -> list[OpenedText]:
         """The text of each entry, in order.
 
         The child's key records are read from the store on every call (not from a cache), so
-        an erasure done by another process shows at once.
+        an erasure done by another process shows at once; a caller that has just read them
+        (in the same read) passes the ``destroyed`` key versions instead.
         """
-        destroyed = {
-            r.key_version: r.destroyed_at
-            for r in await self._keys.key_records(child_id)
-            if r.destroyed_at is not None
-        }
+        if destroyed is None:
+            destroyed = await destroyed_versions(self._keys, child_id)
         return [await self._open(child_id, e, destroyed) for e in entries]
 
     async def _open(
@@ -174,6 +187,7 @@ async def open_items(
     *,
     only: Callable[[StoredEntry], bool] | None = None,
     summaries: bool = True,
+    destroyed: Mapping[str, Mapping[int, datetime]] | None = None,
 ) -> list[ChronologyItem]:
     """Entries as chronology items, in order; with ``only``, the others are left closed
     (their clear columns kept, no summary and no data), so a read opens what it shows.
@@ -181,6 +195,8 @@ async def open_items(
     Each entry is opened under the key of the child it was linked to; an erased entry keeps
     its place with its erasure line and no data. ``summaries=False`` leaves the stored
     summary sealed (a reader that describes entries from their data needs only the payload).
+    ``destroyed`` (each child's destroyed key versions, read by the caller in this read)
+    spares reading the children's key records again.
     """
     opener = NarrativeOpener(keys, summaries=summaries)
     by_child: dict[str, list[int]] = {}
@@ -189,7 +205,8 @@ async def open_items(
             by_child.setdefault(entry.child_id, []).append(position)
     texts: dict[int, OpenedText] = {}
     for owner, positions in by_child.items():
-        opened = await opener.open_all(owner, [entries[p] for p in positions])
+        known = None if destroyed is None else destroyed.get(owner)
+        opened = await opener.open_all(owner, [entries[p] for p in positions], known)
         texts.update(zip(positions, opened, strict=True))
     items: list[ChronologyItem] = []
     for i, e in enumerate(entries):

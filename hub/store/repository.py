@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TypeVar
 
 import orjson
-from sqlalchemy import and_, delete, func, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -114,6 +114,12 @@ class StoredEntry:
             payload,
             self.erased_at,
         )
+
+
+_TEXTS_OF = select(
+    narrative_entries.c.event_id, narrative_entries.c.summary, narrative_entries.c.payload
+).where(narrative_entries.c.event_id.in_(bindparam("ids", expanding=True)))
+"""Stored texts of entries by id (built once: a read runs it for every page)."""
 
 
 def _chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterable[Sequence[_T]]:
@@ -429,20 +435,22 @@ class SqlStore:
     ) -> dict[str, tuple[str, dict[str, object]]]:
         """The stored (sealed) ``summary`` and ``payload`` of these entries, by event id."""
         found: dict[str, tuple[str, dict[str, object]]] = {}
-        table = narrative_entries.c
         async with reads(self.engine) as conn:
             for chunk in _chunks(sorted(set(event_ids))):
-                rows = await conn.execute(
-                    select(table.event_id, table.summary, table.payload).where(
-                        table.event_id.in_(chunk)
-                    )
-                )
-                found.update((r.event_id, (r.summary, orjson.loads(r.payload))) for r in rows)
+                rows = await conn.execute(_TEXTS_OF, {"ids": list(chunk)})
+                for event_id, summary, payload in rows:
+                    found[event_id] = (summary, orjson.loads(payload))
         return found
 
     # -- merges the narrative follows -------------------------------------------------------
     async def apply_merges(self, conn: AsyncConnection, changes: Sequence[MergeChange]) -> None:
-        """Record merges and un-merges from the log, in order (replaying one is harmless)."""
+        """Record merges and un-merges from the log, in order (replaying one is harmless).
+
+        Both children's narrative versions move: whoever holds an identity group validated
+        by its members' versions sees that the group may have changed."""
+        await self._bump_versions(
+            conn, [c for m in changes for c in (m.surviving_child_id, m.merged_child_id)]
+        )
         for change in changes:
             if change.undone:
                 done = await conn.execute(

@@ -13,7 +13,7 @@ from hub.crypto.narrative import seal_entry
 from hub.crypto.runtime import HubSecurity
 from hub.domain.narrative import entry_for
 from hub.narrative_cache import NarrativeCache
-from hub.store.repository import PositionedEntry, SqlStore
+from hub.store.repository import IdentityGroup, MergeChange, PositionedEntry, SqlStore
 
 from .conftest import NOW
 
@@ -108,6 +108,79 @@ class TestReadAfresh:
         alone = await cache.basis([CHILD])
         merged = await cache.basis([CHILD, OTHER])
         assert (merged is alone, len(merged.entries)) == (False, 3)
+
+
+class Counting:
+    """Counts how often the store resolves an identity group."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.calls = 0
+        self._resolve = store.identity_group
+        store.identity_group = self  # type: ignore[method-assign]
+
+    async def __call__(self, child_id: str) -> IdentityGroup:
+        self.calls += 1
+        return await self._resolve(child_id)
+
+
+async def merge(
+    store: SqlStore, merge_id: str, into: str, merged: str, *, undo: bool = False
+) -> None:
+    async with store.engine.begin() as conn:
+        await store.apply_merges(conn, [MergeChange(merge_id, into, merged, NOW, undone=undo)])
+
+
+class TestKeptGroup:
+    """A read's identity group is kept while its members are unchanged, and a merge or
+    un-merge touching it is seen at once."""
+
+    async def test_kept_while_nothing_changes(self, cache: NarrativeCache, store: SqlStore) -> None:
+        counting = Counting(store)
+        first = await cache.read(CHILD)
+        again = await cache.read(CHILD)
+        assert (again.group, again.basis is first.basis) == (IdentityGroup(CHILD, (CHILD,)), True)
+        assert counting.calls == 2  # resolved, then again to confirm; not on the second read
+
+    async def test_a_merge_into_the_child_is_seen(
+        self, cache: NarrativeCache, store: SqlStore
+    ) -> None:
+        await cache.read(CHILD)
+        await merge(store, "m-1", CHILD, OTHER)
+        read = await cache.read(CHILD)
+        assert read.group == IdentityGroup(CHILD, (CHILD, OTHER))
+        assert len(read.basis.entries) == 3
+
+    async def test_the_child_merged_away_reads_as_the_survivor(
+        self, cache: NarrativeCache, store: SqlStore
+    ) -> None:
+        await cache.read(OTHER)
+        await merge(store, "m-1", CHILD, OTHER)
+        assert (await cache.read(OTHER)).group == IdentityGroup(CHILD, (CHILD, OTHER))
+
+    async def test_an_unmerge_is_seen(self, cache: NarrativeCache, store: SqlStore) -> None:
+        await merge(store, "m-1", CHILD, OTHER)
+        assert (await cache.read(OTHER)).group.child_id == CHILD
+        await merge(store, "m-1", CHILD, OTHER, undo=True)
+        assert (await cache.read(OTHER)).group == IdentityGroup(OTHER, (OTHER,))
+        assert (await cache.read(CHILD)).group == IdentityGroup(CHILD, (CHILD,))
+
+    async def test_a_merge_of_the_survivor_into_a_third_child_is_seen(
+        self, cache: NarrativeCache, store: SqlStore, security: HubSecurity
+    ) -> None:
+        await store_event(store, security, "ch-cache-3", "northshire-police:t-1")
+        await merge(store, "m-1", CHILD, OTHER)
+        assert (await cache.read(OTHER)).group.child_id == CHILD
+        await merge(store, "m-2", "ch-cache-3", CHILD)
+        read = await cache.read(OTHER)
+        assert read.group == IdentityGroup("ch-cache-3", ("ch-cache-3", CHILD, OTHER))
+
+    async def test_destroyed_key_versions_come_with_the_read(
+        self, cache: NarrativeCache, security: HubSecurity
+    ) -> None:
+        assert (await cache.read(CHILD)).destroyed == {CHILD: {}}
+        await security.keys.destroy_child_key(CHILD)
+        destroyed = (await cache.read(CHILD)).destroyed[CHILD]
+        assert list(destroyed) == [1]
 
 
 class TestBounded:
