@@ -67,6 +67,7 @@ from hub.domain.roles import Role
 from hub.narrative_cache import cache_for
 from hub.observability import configure_logging
 from hub.settings import Settings
+from hub.store.checkpoints import run_checkpoints
 from hub.store.db import migrate
 from hub.store.repository import PositionedEntry
 
@@ -426,7 +427,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         seeded = await seed(hub, args)
         say(f"seed: done {seeded}")
         settle_heap()  # as the hub's lifespan does once started (ASGITransport runs none)
-        result = await measure(hub, args)
+        # As a started hub does: SQLite's checkpoints in their own task, not in a read.
+        checkpoints = asyncio.create_task(run_checkpoints(hub.store.engine))
+        try:
+            result = await measure(hub, args)
+        finally:
+            checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checkpoints
     finally:
         await hub.store.engine.dispose()
         if not args.keep:

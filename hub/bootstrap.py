@@ -30,6 +30,7 @@ from hub.kafka.admin import ensure_topics
 from hub.observability import Metrics, get_logger
 from hub.registry import AgencyRegistry
 from hub.settings import Settings
+from hub.store.checkpoints import defer_checkpoints, run_checkpoints
 from hub.store.db import create_engine, migrate
 from hub.store.repository import SqlStore
 from hub.streams.alerting import AlertConsumer, run_escalations
@@ -81,6 +82,7 @@ class Hub:
     _retention: asyncio.Task[None] | None = field(default=None, init=False)
     _webhooks: asyncio.Task[None] | None = field(default=None, init=False)
     _alert_watch: asyncio.Task[None] | None = field(default=None, init=False)
+    _checkpoints: asyncio.Task[None] | None = field(default=None, init=False)
     governance: Governance | None = field(default=None, init=False, repr=False)
     """The governance stores (``hub.governance.api.governance_of`` builds them once)."""
 
@@ -95,6 +97,9 @@ class Hub:
         )
         await self.streams.broker.start()
         self._started = True
+        self._checkpoints = asyncio.create_task(
+            run_checkpoints(self.store.engine), name="store-checkpoints"
+        )
         if self.role in (ProcessRole.all, ProcessRole.alerts):
             self._escalations = asyncio.create_task(
                 run_escalations(
@@ -143,12 +148,20 @@ class Hub:
 
     async def stop(self) -> None:
         """Finish in-flight batches (offsets committed), then close Kafka and the store."""
-        for task in (self._escalations, self._retention, self._webhooks, self._alert_watch):
+        tasks = (
+            self._escalations,
+            self._retention,
+            self._webhooks,
+            self._alert_watch,
+            self._checkpoints,
+        )
+        for task in tasks:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._escalations = self._retention = self._webhooks = self._alert_watch = None
+        self._checkpoints = None
         await self.delivery.aclose()
         if self._started:
             await self.streams.broker.stop()
@@ -172,7 +185,9 @@ def build_hub(settings: Settings, role: ProcessRole = ProcessRole.all) -> Hub:
     """Wire a hub process for a role from settings (no I/O beyond reading keys and config)."""
     registry = AgencyRegistry.load(settings.agencies_file)
     metrics = Metrics()
-    store = SqlStore(create_engine(settings.db_url))
+    engine = create_engine(settings.db_url)
+    defer_checkpoints(engine)  # run_checkpoints (started with the hub) does them instead
+    store = SqlStore(engine)
     security = build_security(settings, store.engine, registry)
     topics = Topics(settings)
     streams = HubStreams(settings, topics, metrics)
