@@ -286,8 +286,7 @@ async def read_narrative(
         total=len(chosen),
         page=page,
         page_size=page_size,
-        # Built from typed, decided items: not validated again field by field.
-        entries=[NarrativeItem.model_construct(**NarrativeItem.fields_of(i)) for i in window],
+        entries=[NarrativeItem(**NarrativeItem.fields_of(i)) for i in window],
     )
 
 

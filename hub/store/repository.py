@@ -7,6 +7,7 @@ text arrives sealed (``hub.crypto``); the store itself never sees a key.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -122,6 +123,10 @@ _TEXTS_OF = select(
 """Stored texts of entries by id (built once: a read runs it for every page)."""
 
 
+_KNOWN_CHILDREN = 100_000
+"""Children ``SqlStore.child_exists`` remembers having seen (about 10 MB at most)."""
+
+
 def _chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterable[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -133,6 +138,7 @@ class SqlStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._known: OrderedDict[str, None] = OrderedDict()  # children seen to exist
 
     # -- health ---------------------------------------------------------------------------
     async def ping(self) -> None:
@@ -190,12 +196,23 @@ class SqlStore:
             return sorted({r.child_id for r in rows})
 
     async def child_exists(self, child_id: str) -> bool:
-        """Whether the person index knows this child."""
+        """Whether the person index knows this child.
+
+        A child once known stays known (children rows are never deleted: erasure destroys
+        keys), so the children seen are remembered (the most recent ``_KNOWN_CHILDREN``)."""
+        if child_id in self._known:
+            self._known.move_to_end(child_id)
+            return True
         async with reads(self.engine) as conn:
             row = await conn.execute(
                 select(children.c.child_id).where(children.c.child_id == child_id)
             )
-            return row.first() is not None
+            found = row.first() is not None
+        if found:
+            self._known[child_id] = None
+            if len(self._known) > _KNOWN_CHILDREN:
+                self._known.popitem(last=False)
+        return found
 
     # -- ingest ledger --------------------------------------------------------------------
     async def ingested_hashes(

@@ -1,5 +1,6 @@
 """Shared reads on both stores: a request's reads take one connection from the pool, only
-in the task that opened the block, only for its engine, and see writes committed meanwhile."""
+in the task that opened the block, only for its engine, and see writes committed meanwhile.
+A child seen to exist is remembered."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import parse_envelope
 from contracts.examples import example_envelope
+from hub.domain.identity import LinkDecision, LinkKey
 from hub.domain.narrative import entry_for
 from hub.store.db import create_engine, migrate
 from hub.store.reading import reads, shared_reads
@@ -138,3 +140,27 @@ class TestSharedReads:
         assert (checkouts.count, len(checkins)) == (1, 1)
         async with reads(store.engine) as conn:  # and the next read is not handed a stale one
             assert not conn.closed
+
+
+async def link_child(store: SqlStore, child_id: str) -> None:
+    decision = LinkDecision(child_id=child_id, is_new_child=True, attach=(LinkKey("nhs", "d"),))
+    async with store.engine.begin() as conn:
+        await store.apply_links(conn, [decision], NOW)
+
+
+class TestKnownChildren:
+    """A child once seen to exist is not asked after again; an unknown one always is."""
+
+    async def test_a_known_child_is_remembered(self, store: SqlStore) -> None:
+        await link_child(store, CHILD)
+        checkouts = Checkouts(store.engine)
+        assert [await store.child_exists(CHILD) for _ in range(3)] == [True, True, True]
+        assert checkouts.count == 1
+
+    async def test_an_unknown_child_is_asked_after_until_it_exists(self, store: SqlStore) -> None:
+        checkouts = Checkouts(store.engine)
+        assert await store.child_exists(CHILD) is False
+        assert await store.child_exists(CHILD) is False
+        await link_child(store, CHILD)
+        assert await store.child_exists(CHILD) is True
+        assert checkouts.count == 4  # three questions and the link's transaction
