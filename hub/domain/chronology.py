@@ -221,17 +221,22 @@ def summarise(
     """Open plans, concerns per agency in the last 30/90/365 days, last contact per agency."""
     windows = {"30": timedelta(days=30), "90": timedelta(days=90), "365": timedelta(days=365)}
     since = [(label, now - width) for label, width in windows.items()]
+    oldest = min(start for _, start in since)
     concerns: dict[str, Counter[str]] = defaultdict(Counter)
     last: dict[str, datetime] = {}
     for item in items:
-        if item.family == "concern" and item.occurred_at <= now:
+        at = item.occurred_at
+        if at > now:
+            continue
+        agency = item.agency_id
+        if item.family == "concern" and at >= oldest:
+            counts = concerns[agency]
             for label, start in since:
-                if start <= item.occurred_at:
-                    concerns[item.agency_id][label] += 1
-        if item.occurred_at <= now and (
-            item.agency_id not in last or item.occurred_at > last[item.agency_id]
-        ):
-            last[item.agency_id] = item.occurred_at
+                if start <= at:
+                    counts[label] += 1
+        seen = last.get(agency)
+        if seen is None or at > seen:
+            last[agency] = at
     return Summary(
         open_plans=tuple(
             sorted(

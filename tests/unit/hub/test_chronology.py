@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.domain.chronology import (
     ChronologyItem,
@@ -157,6 +159,49 @@ class TestSummary:
             "northshire-police": POLICE_CONCERN.occurred_at,
             "northshire-primary": SCHOOL_CONCERN.occurred_at,
         }
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["concern.raised", "contact.recorded", "involvement.started"]),
+                st.sampled_from(["northshire-police", "northshire-primary", "northshire-cs"]),
+                st.integers(min_value=-400 * 24, max_value=48),  # hours from now
+            ),
+            max_size=40,
+        )
+    )
+    def test_counts_and_last_contacts_by_definition(
+        self, events: list[tuple[str, str, int]]
+    ) -> None:
+        """Each agency's concerns in each window, and its latest entry, none in the future."""
+        items = [
+            dataclasses.replace(
+                item(f"ev-{n}", kind, "2024-06-01T12:00:00", agency=agency),
+                occurred_at=NOW + timedelta(hours=hours),
+            )
+            for n, (kind, agency, hours) in enumerate(events)
+        ]
+        past = [i for i in items if i.occurred_at <= NOW]
+        expected_counts = {}
+        for agency in sorted({i.agency_id for i in past if i.family == "concern"}):
+            ages = [
+                NOW - i.occurred_at for i in past if i.agency_id == agency and i.family == "concern"
+            ]
+            counts = {
+                w: sum(a <= timedelta(days=int(w)) for a in ages) for w in ("30", "90", "365")
+            }
+            if counts["365"]:
+                expected_counts[agency] = counts
+        expected_last = {
+            agency: max(i.occurred_at for i in past if i.agency_id == agency)
+            for agency in sorted({i.agency_id for i in past})
+        }
+        summary = summarise(items, [], now=NOW)
+        assert (summary.concerns_by_agency, summary.last_contact_by_agency) == (
+            expected_counts,
+            expected_last,
+        )
 
 
 class TestFilters:
