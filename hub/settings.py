@@ -38,6 +38,15 @@ class Settings(BaseSettings):
         description="How long a consumer waits for records when none are ready (and then "
         "pauses as long again): each hop of an idle hub adds up to twice this.",
     )
+    ingest_fetch_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Most bytes the ingest consumer fetches from one partition at a time. It "
+        "hands out what it holds partition by partition, so a record on a quiet topic (an "
+        "ED attendance) waits behind at most this much of each busy partition's backlog "
+        "(Kafka's default, 1 MiB, is about 500 police envelopes a partition).",
+    )
     jwt_issuer: str = Field(default="hub-local", description="Expected JWT issuer.")
     jwt_audience: str = Field(default="safeguarding-hub", description="Expected JWT audience.")
     jwt_public_key_file: Path | None = Field(

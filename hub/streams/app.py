@@ -28,6 +28,8 @@ __all__ = ["HubStreams"]
 log = get_logger(__name__)
 
 _RETRY_PAUSE_SECONDS = 1.0
+_KAFKA_FETCH_BYTES = 1024 * 1024
+"""Kafka's default for one partition's fetch: big fetches keep bulk batches full."""
 
 
 class BatchHandler(Protocol):
@@ -98,6 +100,7 @@ class HubStreams:
             self.topics.all_ingest,
             processor.handle_batch,
             "Validates, de-duplicates and links submissions; publishes hub.events or hub.dlq.",
+            fetch_bytes=self.settings.ingest_fetch_bytes,
         )
 
     def declare_deliver_topics(self, names: Sequence[str]) -> None:
@@ -131,6 +134,8 @@ class HubStreams:
         topics: Sequence[str],
         handle: Callable[[Sequence[ConsumedRecord]], Awaitable[object]],
         description: str,
+        *,
+        fetch_bytes: int = _KAFKA_FETCH_BYTES,
     ) -> None:
         metrics = self.metrics
 
@@ -147,6 +152,7 @@ class HubStreams:
             # member is declared dead only after 30 s without one.
             session_timeout_ms=30_000,
             heartbeat_interval_ms=3_000,
+            max_partition_fetch_bytes=fetch_bytes,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             title=f"{name}:consume",
             description=description,

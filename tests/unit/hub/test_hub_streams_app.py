@@ -1,0 +1,52 @@
+"""How the hub's consumers are configured: the ingest consumer fetches small slices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from hub.observability import Metrics
+from hub.settings import Settings
+from hub.streams.app import HubStreams
+from hub.streams.topics import Topics
+
+pytestmark = pytest.mark.unit
+
+
+class _Handler:
+    async def handle_batch(self, records: Any) -> None:
+        return None
+
+
+def fetch_bytes(settings: Settings) -> dict[str, int]:
+    """Each consumer group's per-partition fetch limit, as handed to the Kafka consumer."""
+    streams = HubStreams(settings, Topics(settings), Metrics())
+    streams.subscribe_ingest(_Handler())  # type: ignore[arg-type]
+    streams.subscribe_narrative(_Handler())
+    streams.subscribe_alerts(_Handler())  # type: ignore[arg-type]
+    return {
+        str(s.group_id).removeprefix("hub-"): s._connection_args["max_partition_fetch_bytes"]
+        for s in streams.broker.subscribers
+    }
+
+
+class TestFetchSizes:
+    def test_ingest_fetches_small_slices_the_others_kafkas_default(self) -> None:
+        """Ingest reads 64 KiB of a partition at a time (a quiet topic's record is not queued
+        behind a busy topic's megabyte); the `hub.events` consumers keep 1 MiB for full
+        batches."""
+        assert fetch_bytes(Settings()) == {
+            "ingest": 64 * 1024,
+            "narrative": 1024 * 1024,
+            "alerts": 1024 * 1024,
+        }
+
+    def test_ingest_fetch_is_a_setting(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``HUB_INGEST_FETCH_BYTES`` sets it; below 1 KiB is refused."""
+        monkeypatch.setenv("HUB_INGEST_FETCH_BYTES", "16384")
+        assert fetch_bytes(Settings())["ingest"] == 16384
+        monkeypatch.setenv("HUB_INGEST_FETCH_BYTES", "100")
+        with pytest.raises(ValidationError, match="ingest_fetch_bytes"):
+            Settings()
