@@ -24,6 +24,7 @@ from weakref import WeakKeyDictionary
 from hub.crypto.data_keys import ChildKeyStore
 from hub.crypto.narrative import CONTEXT_FAMILIES, destroyed_versions, open_items, with_texts
 from hub.domain.chronology import ChildSituation, ChronologyItem, situation_of
+from hub.governance.audit import FactColumns, fact_columns
 from hub.sharing import EventFacts
 from hub.store.repository import IdentityGroup, SqlStore, StoredEntry
 
@@ -46,6 +47,8 @@ class DecisionBasis:
     items: tuple[ChronologyItem, ...]
     facts: tuple[EventFacts, ...]
     situation: ChildSituation
+    columns: FactColumns
+    """The entries' half of a read's audit record (``fact_columns``), built once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +133,13 @@ class NarrativeCache:
             self._keys, await with_texts(self._store, context, lambda _: True), summaries=False
         )
         by_id = {i.event_id: i for i in opened}
+        facts = tuple(EventFacts.of(i) for i in unopened)
         basis = DecisionBasis(
             entries=tuple(entries),
             items=tuple(unopened),
-            facts=tuple(EventFacts.of(i) for i in unopened),
+            facts=facts,
             situation=situation_of([by_id.get(i.event_id, i) for i in unopened]),
+            columns=fact_columns([(i.event_id, f) for i, f in zip(unopened, facts, strict=True)]),
         )
         self._keep(group, stamp, basis)
         return basis

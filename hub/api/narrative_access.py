@@ -20,7 +20,7 @@ from hub.domain.narrative import describe_view
 from hub.domain.roles import Role
 from hub.governance import Governance
 from hub.governance.api import governance_of
-from hub.governance.audit import Actor
+from hub.governance.audit import Actor, FactColumns
 from hub.governance.read_path import PreparedRead, prepare_read, record_read
 from hub.narrative_cache import Destroyed, cache_for
 from hub.sharing import AccessRequest, Decision, EventFacts, Purpose, decide_all, redact
@@ -100,6 +100,7 @@ async def read_visible_narrative(
     entries: Sequence[StoredEntry]
     items: Sequence[ChronologyItem]
     destroyed: Destroyed | None = None
+    columns: FactColumns | None = None  # the entries' half of the audit record, when kept
     if present is None:
         group = await hub.store.identity_group(child_id)
         entries = await hub.store.narrative(group.members)
@@ -111,6 +112,7 @@ async def read_visible_narrative(
         # the shown page after deciding (payload only: summaries are described from it).
         kept = await cache_for(hub.store, keys).read(child_id)
         group, basis, destroyed = kept.group, kept.basis, kept.destroyed
+        columns = basis.columns
         entries, items, facts_of = basis.entries, basis.items, basis.facts
         situation = basis.situation
     child_id = group.child_id
@@ -168,6 +170,7 @@ async def read_visible_narrative(
             child_id=child_id,
             decisions=decisions,
             withheld_event_ids=sorted(withheld[n]),
+            columns=columns,
         )
     return VisibleNarrative(
         items=shown,

@@ -41,8 +41,10 @@ __all__ = [
     "AuditEntry",
     "AuditRecord",
     "ChildFacts",
+    "FactColumns",
     "canonical_json",
     "decisions_entry",
+    "fact_columns",
     "record_hash",
 ]
 
@@ -212,6 +214,49 @@ def _parse(text: str) -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
+class FactColumns:
+    """The event half of a record's compact decisions, for a fixed list of events: their
+    ids, the distinct facts, and per event its fact's index and ``occurred_at``.
+
+    It depends only on the events, so a reader that decides the same events again and again
+    (a kept narrative basis) builds it once (``fact_columns``) and hands it to each entry.
+    """
+
+    event_ids: tuple[str, ...]
+    facts: tuple[tuple[Any, ...], ...]
+    fact_of: tuple[int, ...]
+    times: tuple[str, ...]
+
+
+def _fact_row(f: EventFacts) -> tuple[Any, ...]:
+    return (
+        str(f.event_type),
+        f.source_agency_id,
+        str(f.source_agency_kind),
+        tuple(sorted(str(t) for t in f.sensitivity)),
+    )
+
+
+def fact_columns(events: Sequence[tuple[str, EventFacts]]) -> FactColumns:
+    """The fact columns of these (event id, facts) pairs, in order."""
+    facts: list[tuple[Any, ...]] = []
+    fact_index: dict[tuple[Any, ...], int] = {}
+    fact_of: list[int] = []
+    for _, f in events:
+        fact = fact_index.get(f.attributes)
+        if fact is None:
+            fact = fact_index[f.attributes] = len(facts)
+            facts.append(_fact_row(f))
+        fact_of.append(fact)
+    return FactColumns(
+        event_ids=tuple(e for e, _ in events),
+        facts=tuple(facts),
+        fact_of=tuple(fact_of),
+        times=tuple(_iso(f.occurred_at) for _, f in events),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     """What a caller appends: who did what, about which child and events, and why.
 
@@ -233,6 +278,8 @@ class AuditEntry:
     reason: str = ""
     decisions: Sequence[tuple[str, EventFacts, Decision]] = ()
     """Each decided event: its id, the facts the rules matched on, and the decision."""
+    columns: FactColumns | None = None
+    """``fact_columns`` of the decisions' events, when the caller keeps them (else built)."""
     child_facts: ChildFacts | None = None
     break_glass_id: str | None = None
     justification_sha256: str | None = None
@@ -249,30 +296,19 @@ class AuditEntry:
         lists). ``AuditRecord.disclosure_items`` expands them.
         """
         decided = self.decisions
-        if decided and self.event_ids and list(self.event_ids) != [e for e, _, _ in decided]:
+        ids = [e for e, _, _ in decided]
+        if decided and self.event_ids and list(self.event_ids) != ids:
             raise ValueError("an entry's event_ids must be its decisions' events")
+        columns = self.columns
+        if columns is None or list(columns.event_ids) != ids:
+            columns = fact_columns([(e, f) for e, f, _ in decided])
         reasons: list[str] = []
         reason_index: dict[str, int] = {}
-        facts: list[list[Any]] = []
-        fact_index: dict[tuple[Any, ...], int] = {}
         outcomes: list[list[Any]] = []
         outcome_index: dict[tuple[Any, ...], int] = {}
         by_decision: dict[int, int] = {}  # a read's decisions are mostly the same few objects
-        times: list[str] = []
-        fact_of: list[int] = []
         outcome_of: list[int] = []
-        for _, f, d in decided:
-            fact = fact_index.get(f.attributes)
-            if fact is None:
-                fact = fact_index[f.attributes] = len(facts)
-                facts.append(
-                    [
-                        str(f.event_type),
-                        f.source_agency_id,
-                        str(f.source_agency_kind),
-                        sorted(str(t) for t in f.sensitivity),
-                    ]
-                )
+        for _, _, d in decided:
             outcome = by_decision.get(id(d))
             if outcome is None:
                 rule_ids = [g.rule_id for g in d.grants]
@@ -286,10 +322,8 @@ class AuditEntry:
                     outcome = outcome_index[said] = len(outcomes)
                     outcomes.append([d.effect, rule_ids, bases, reason_index[d.reason]])
                 by_decision[id(d)] = outcome
-            times.append(_iso(f.occurred_at))
-            fact_of.append(fact)
             outcome_of.append(outcome)
-        event_ids = [e for e, _, _ in decided] or list(self.event_ids)
+        event_ids = ids or list(self.event_ids)
         effect = self.effect
         if effect is None and outcomes:
             effect = "permit" if any(o[0] == "permit" for o in outcomes) else "deny"
@@ -313,10 +347,10 @@ class AuditEntry:
             "justification_sha256": self.justification_sha256,
             "child": None if self.child_facts is None else self.child_facts.as_dict(),
             "decisions": {
-                "facts": facts,
+                "facts": [[t, a, k, list(tags)] for t, a, k, tags in columns.facts],
                 "outcomes": outcomes,
-                "occurred_at": times,
-                "fact": fact_of,
+                "occurred_at": list(columns.times),
+                "fact": list(columns.fact_of),
                 "outcome": outcome_of,
             },
             "reasons": reasons,
@@ -436,8 +470,10 @@ def decisions_entry(
     pack_version: str,
     break_glass_id: str | None = None,
     justification_sha256: str | None = None,
+    columns: FactColumns | None = None,
 ) -> AuditEntry:
-    """The entry for one read or delivery: every event's decision, permitted or not."""
+    """The entry for one read or delivery: every event's decision, permitted or not
+    (``columns``: the events' ``fact_columns``, when the caller keeps them)."""
     return AuditEntry(
         action=action,
         who=who,
@@ -450,6 +486,7 @@ def decisions_entry(
         effect=None if decisions else "deny",
         pack_version=pack_version,
         decisions=tuple(decisions),
+        columns=columns,
         child_facts=ChildFacts.of(child, request),
         break_glass_id=break_glass_id,
         justification_sha256=justification_sha256,

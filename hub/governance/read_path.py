@@ -16,7 +16,13 @@ from datetime import datetime
 
 from hub.domain.chronology import ChildSituation
 from hub.governance import Governance
-from hub.governance.audit import Actor, AuditAction, AuditEntry, decisions_entry
+from hub.governance.audit import (
+    Actor,
+    AuditAction,
+    AuditEntry,
+    FactColumns,
+    decisions_entry,
+)
 from hub.governance.break_glass import BreakGlass
 from hub.governance.protected import view_attempt_entry
 from hub.sharing import (
@@ -85,8 +91,10 @@ async def record_read(
     decisions: Sequence[tuple[str, EventFacts, Decision]],
     withheld_event_ids: Collection[str] = (),
     action: AuditAction = AuditAction.narrative_read,
+    columns: FactColumns | None = None,
 ) -> None:
-    """Audit a read: every decision, and any protected location withheld from the caller."""
+    """Audit a read: every decision, and any protected location withheld from the caller
+    (``columns``: the decided events' ``fact_columns``, when the caller keeps them)."""
     glass = prepared.break_glass
     entries: list[AuditEntry] = [
         decisions_entry(
@@ -99,6 +107,7 @@ async def record_read(
             pack_version=prepared.pack.version,
             break_glass_id=None if glass is None else glass.break_glass_id,
             justification_sha256=None if glass is None else glass.justification_sha256,
+            columns=columns,
         )
     ]
     if withheld_event_ids:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,7 +10,13 @@ import pytest
 
 from contracts import AgencyKind, EventType
 from hub.domain.roles import Role
-from hub.governance.audit import AuditAction, AuditRecord, ChildFacts, decisions_entry
+from hub.governance.audit import (
+    AuditAction,
+    AuditRecord,
+    ChildFacts,
+    decisions_entry,
+    fact_columns,
+)
 from hub.governance.config import GovernanceConfigError, load_retention
 from hub.sharing import (
     AccessRequest,
@@ -117,6 +124,19 @@ class TestDecisionsEntry:
         )
         assert (decided["fact"], decided["outcome"]) == ([0] * 1000, [0] * 1000)
         assert body["event_ids"] == [i for i, _ in many]
+
+    def test_kept_fact_columns_give_the_same_record(self):
+        """A reader's kept columns of its events change nothing in the record."""
+        events = [*EVENTS, ("ev-3", EVENTS[0][1]), ("ev-4", EVENTS[1][1])]
+        built = entry(events)
+        kept = dataclasses.replace(built, columns=fact_columns(events))
+        assert kept.body(NOW) == built.body(NOW)
+
+    def test_columns_of_other_events_are_not_used(self):
+        """Columns that do not list the entry's events are ignored, not trusted."""
+        other = fact_columns([("ev-9", EVENTS[1][1]), ("ev-8", EVENTS[0][1])])
+        built = entry()
+        assert dataclasses.replace(built, columns=other).body(NOW) == built.body(NOW)
 
 
 EMPTY_DECISIONS = {"facts": [], "outcomes": [], "occurred_at": [], "fact": [], "outcome": []}
