@@ -418,7 +418,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         url, db_name = await create_pg_database(args.database_url)
     else:
         url = f"sqlite+aiosqlite:///{work / 'hub.db'}"
-    settings = Settings(data_dir=work, database_url=url, kafka_bootstrap="127.0.0.1:1")
+    # One caller reading back to back: the per-caller rate limit (an operational guard, 200
+    # calls a burst) would refuse the later reads, so it is off here.
+    settings = Settings(
+        data_dir=work, database_url=url, kafka_bootstrap="127.0.0.1:1", rate_limit_enabled=False
+    )
     hub = build_hub(settings, ProcessRole.api)
     try:
         await migrate(hub.store.engine)
