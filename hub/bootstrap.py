@@ -88,8 +88,12 @@ class Hub:
 
     async def start(self) -> None:
         """Migrate the store, create missing topics, then connect and start the subscribers."""
+        from hub.governance.api import governance_of  # it imports this module
+
         await migrate(self.store.engine)
         await self.security.start()
+        # The rule pack in force is stored now, so no read ever has to write it first.
+        await governance_of(self).rules.current()
         await ensure_topics(
             self.settings.bootstrap,
             self.topics.specs() + self.delivery.topic_specs,

@@ -11,6 +11,11 @@ key versions (an erasure changes what opens). A read whose stamp differs reads a
 Nothing sealed is kept: the entries are held without their texts, the items unopened, and the
 situation is the handful of facts the sharing rules match on. The cache is bounded by entries
 held, least recently read evicted first.
+
+A read by child id (``read``) also keeps the child's identity group, valid while its members'
+versions are unchanged: a merge or un-merge moves the versions of both children it joins.
+The destroyed key versions read with the stamp open the page, so an erasure committed while
+a read is in flight shows from the next read (ADR 0017).
 """
 
 from __future__ import annotations

@@ -31,7 +31,6 @@ from hub.domain.chronology import (
 from hub.domain.roles import Role
 from hub.observability import get_logger
 from hub.sharing import Purpose
-from hub.store.reading import shared_reads
 
 __all__ = ["router"]
 
@@ -216,9 +215,8 @@ async def _visible(
     *,
     present: Callable[[list[ChronologyItem]], Collection[str]] | None = None,
 ) -> VisibleNarrative:
-    async with shared_reads(hub.store.engine):
-        await ensure_readable(hub, caller, child_id)
-        return await read_visible_narrative(hub, caller, child_id, purpose=purpose, present=present)
+    await ensure_readable(hub, caller, child_id)
+    return await read_visible_narrative(hub, caller, child_id, purpose=purpose, present=present)
 
 
 _FILTERS = {

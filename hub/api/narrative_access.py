@@ -24,6 +24,7 @@ from hub.governance.audit import Actor, FactColumns
 from hub.governance.read_path import PreparedRead, prepare_read, record_read
 from hub.narrative_cache import Destroyed, cache_for
 from hub.sharing import AccessRequest, Decision, EventFacts, Purpose, decide_all, redact
+from hub.store.reading import shared_reads
 from hub.store.repository import StoredEntry
 
 __all__ = ["ROLE_PURPOSES", "VisibleNarrative", "read_visible_narrative"]
@@ -96,71 +97,76 @@ async def read_visible_narrative(
     shown, e.g. one page) only those, and the involvements and contacts the child's situation
     is read from, are opened; the other permitted items come back with no summary or data.
     """
-    keys = hub.security.keys
-    entries: Sequence[StoredEntry]
-    items: Sequence[ChronologyItem]
-    destroyed: Destroyed | None = None
-    columns: FactColumns | None = None  # the entries' half of the audit record, when kept
-    if present is None:
-        group = await hub.store.identity_group(child_id)
-        entries = await hub.store.narrative(group.members)
-        items = await open_items(keys, entries)
-        facts_of: Sequence[EventFacts] = [EventFacts.of(i) for i in items]
-        situation = situation_of(items)
-    else:
-        # Decide on clear columns (kept while the child's entries are unchanged); open
-        # the shown page after deciding (payload only: summaries are described from it).
-        kept = await cache_for(hub.store, keys).read(child_id)
-        group, basis, destroyed = kept.group, kept.basis, kept.destroyed
-        columns = basis.columns
-        entries, items, facts_of = basis.entries, basis.items, basis.facts
-        situation = basis.situation
-    child_id = group.child_id
-    gov = governance_of(hub)
-    actor = Actor.of(caller)
-    prepared = await prepare_read(gov, child_id=child_id, actor=actor, situation=situation)
-    purposes = (purpose,) if purpose is not None else ROLE_PURPOSES.get(caller.role, ())
-    now = datetime.now(UTC)
-    permitted: dict[str, tuple[int, Decision]] = {}  # event id -> (purpose index, decision)
-    per_purpose: list[tuple[AccessRequest, list[tuple[str, EventFacts, Decision]]]] = []
-    for n, each in enumerate(purposes):
-        request = AccessRequest(
-            caller.agency.id, caller.agency.kind, caller.role, each, caller.team
-        )
-        answers = decide_all(request, facts_of, prepared.child, prepared.pack, now=now)
-        decisions = []
-        for item, facts, decision in zip(items, facts_of, answers, strict=True):
-            decisions.append((item.event_id, facts, decision))
-            if decision.permitted and item.event_id not in permitted:
-                permitted[item.event_id] = (n, decision)
-        per_purpose.append((request, decisions))
-    visible = [i for i in items if i.event_id in permitted]
-    if present is not None:
-        # Shown: the page, and the involvements the spans and leads are drawn from.
-        wanted = set(present(visible)) | {i.event_id for i in visible if i.family == "involvement"}
-        closed = [e for e in entries if e.event_id in wanted]
-        opened = await open_items(
-            keys,
-            await with_texts(hub.store, closed, lambda _: True),
-            summaries=False,
-            destroyed=destroyed,
-        )
-        by_id = {i.event_id: i for i in opened}
-        visible = [by_id.get(i.event_id, i) for i in visible]
-    else:
-        wanted = {i.event_id for i in visible}
-    withheld: list[set[str]] = [set() for _ in purposes]
-    shown: list[ChronologyItem] = []
-    for item in visible:
-        n, decision = permitted[item.event_id]
-        if item.event_id not in wanted:
-            closed_item = not item.summary and not item.data  # as the decision basis holds it
-            shown.append(item if closed_item else item.shown("", {}))
-            continue
-        view, held = _presented(item, decision, prepared, gov, caller)
-        if held:
-            withheld[n].add(item.event_id)
-        shown.append(view)
+    # The read's questions share one connection; it goes back to the pool before the
+    # audit append takes its own (a read never holds two).
+    async with shared_reads(hub.store.engine):
+        keys = hub.security.keys
+        entries: Sequence[StoredEntry]
+        items: Sequence[ChronologyItem]
+        destroyed: Destroyed | None = None
+        columns: FactColumns | None = None  # the entries' half of the audit record, when kept
+        if present is None:
+            group = await hub.store.identity_group(child_id)
+            entries = await hub.store.narrative(group.members)
+            items = await open_items(keys, entries)
+            facts_of: Sequence[EventFacts] = [EventFacts.of(i) for i in items]
+            situation = situation_of(items)
+        else:
+            # Decide on clear columns (kept while the child's entries are unchanged); open
+            # the shown page after deciding (payload only: summaries are described from it).
+            kept = await cache_for(hub.store, keys).read(child_id)
+            group, basis, destroyed = kept.group, kept.basis, kept.destroyed
+            columns = basis.columns
+            entries, items, facts_of = basis.entries, basis.items, basis.facts
+            situation = basis.situation
+        child_id = group.child_id
+        gov = governance_of(hub)
+        actor = Actor.of(caller)
+        prepared = await prepare_read(gov, child_id=child_id, actor=actor, situation=situation)
+        purposes = (purpose,) if purpose is not None else ROLE_PURPOSES.get(caller.role, ())
+        now = datetime.now(UTC)
+        permitted: dict[str, tuple[int, Decision]] = {}  # event id -> (purpose index, decision)
+        per_purpose: list[tuple[AccessRequest, list[tuple[str, EventFacts, Decision]]]] = []
+        for n, each in enumerate(purposes):
+            request = AccessRequest(
+                caller.agency.id, caller.agency.kind, caller.role, each, caller.team
+            )
+            answers = decide_all(request, facts_of, prepared.child, prepared.pack, now=now)
+            decisions = []
+            for item, facts, decision in zip(items, facts_of, answers, strict=True):
+                decisions.append((item.event_id, facts, decision))
+                if decision.permitted and item.event_id not in permitted:
+                    permitted[item.event_id] = (n, decision)
+            per_purpose.append((request, decisions))
+        visible = [i for i in items if i.event_id in permitted]
+        if present is not None:
+            # Shown: the page, and the involvements the spans and leads are drawn from.
+            wanted = set(present(visible)) | {
+                i.event_id for i in visible if i.family == "involvement"
+            }
+            closed = [e for e in entries if e.event_id in wanted]
+            opened = await open_items(
+                keys,
+                await with_texts(hub.store, closed, lambda _: True),
+                summaries=False,
+                destroyed=destroyed,
+            )
+            by_id = {i.event_id: i for i in opened}
+            visible = [by_id.get(i.event_id, i) for i in visible]
+        else:
+            wanted = {i.event_id for i in visible}
+        withheld: list[set[str]] = [set() for _ in purposes]
+        shown: list[ChronologyItem] = []
+        for item in visible:
+            n, decision = permitted[item.event_id]
+            if item.event_id not in wanted:
+                closed_item = not item.summary and not item.data  # as the decision basis holds it
+                shown.append(item if closed_item else item.shown("", {}))
+                continue
+            view, held = _presented(item, decision, prepared, gov, caller)
+            if held:
+                withheld[n].add(item.event_id)
+            shown.append(view)
     for n, (request, decisions) in enumerate(per_purpose):
         await record_read(
             gov,

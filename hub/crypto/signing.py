@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -147,10 +148,10 @@ def canonical_json(doc: Mapping[str, Any], *, exclude: frozenset[str] = SIGNATUR
     for name in exclude:
         body.pop(name, None)
     if _plain((body,)):
-        try:
+        with contextlib.suppress(orjson.JSONEncodeError):
             return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-        except orjson.JSONEncodeError as exc:  # a lone surrogate, or nested too deep
-            raise ValueError(f"the document cannot be canonicalised: {exc}") from exc
+        # orjson refuses some documents rfc8785 takes (keys of a str subclass, nesting over
+        # 254 deep): those, and what neither takes (a lone surrogate), are left to rfc8785.
     try:
         return rfc8785.dumps(body)
     except rfc8785.CanonicalizationError as exc:

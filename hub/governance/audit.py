@@ -130,8 +130,8 @@ def _iso(value: datetime) -> str:
 def canonical_json(value: Mapping[str, Any]) -> str:
     """Canonical JSON (RFC 8785: sorted keys, no whitespace, UTF-8): equal values, equal text.
 
-    The signing module's canonicaliser: float-free records (all of them today) take the
-    C-accelerated ``json`` path, which gives RFC 8785's exact bytes; others use ``rfc8785``.
+    The signing module's canonicaliser: float-free records (all of them today) take its
+    orjson path, which gives RFC 8785's exact bytes; others use ``rfc8785``.
     """
     return signing_canonical_json(value, exclude=frozenset()).decode("utf-8")
 

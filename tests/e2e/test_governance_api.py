@@ -186,4 +186,7 @@ class TestConsentBreakGlassProtectionAudit:
         export = call("GET", hub, f"/api/v1/children/{CHILD}/subject-access", ig).json()
         assert (export["held"], export["disclosures"]) == ([], [])
         verified = call("GET", hub, "/api/v1/audit/verify", ig).json()
-        assert (verified["ok"], verified["records"]) == (True, 6)
+        # The five above, the audit search itself, and the rule pack stored at start.
+        assert (verified["ok"], verified["records"]) == (True, 7)
+        first = call("GET", hub, "/api/v1/audit?limit=100", ig).json()["records"][-1]
+        assert (first["seq"], first["action"]) == (1, "rules.applied")

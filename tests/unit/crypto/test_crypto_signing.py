@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import pytest
@@ -177,6 +178,18 @@ class TestCanonicalJson:
                 canonical_json(doc)
         else:
             assert canonical_json(doc) == expected
+
+    def test_what_orjson_refuses_but_the_reference_takes_is_canonicalised(self) -> None:
+        """Keys of a str subclass and nesting deeper than orjson goes still canonicalise."""
+
+        class Code(StrEnum):
+            a = "a"
+
+        deep: Any = "leaf"
+        for _ in range(300):
+            deep = [deep]
+        for doc in ({"d": {Code.a: 1}}, {"deep": deep}):
+            assert canonical_json(doc) == rfc8785.dumps(doc)
 
     @pytest.mark.parametrize(
         "doc",
