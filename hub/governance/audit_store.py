@@ -45,6 +45,8 @@ log = get_logger(__name__)
 _KEY_FILE = "audit-checkpoint-key.pem"
 _PAGE = 1000
 _MAX_SKIPPED = 1000  # rows examined one by one when a link skips over them
+_LOGGED_ONE_BY_ONE = 8
+"""Appends of more records than this log one event for them all (with the seq range)."""
 _INSERT_RECORD = audit_records.insert()
 _INSERT_CHECKPOINT = audit_checkpoints.insert()
 _COLUMNS = ("action", "who", "role", "agency_id", "child_id", "effect")
@@ -329,12 +331,21 @@ class AuditTrail:
         await conn.execute(
             update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev)
         )
-        for record in made:
+        if len(made) <= _LOGGED_ONE_BY_ONE:
+            for record in made:
+                log.info(
+                    "audit.appended",
+                    seq=record.seq,
+                    action=record.action,
+                    child_id=record.body["child_id"],
+                )
+        else:  # a batch's withheld deliveries: hundreds at once, one event for them
             log.info(
                 "audit.appended",
-                seq=record.seq,
-                action=record.action,
-                child_id=record.body["child_id"],
+                seq=made[0].seq,
+                last_seq=made[-1].seq,
+                records=len(made),
+                actions=sorted({r.action for r in made}),
             )
         return made
 

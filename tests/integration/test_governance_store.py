@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, insert, select, update
+from structlog.testing import capture_logs
 
 from contracts import AgencyKind, EventType
 from hub.domain.roles import Role
@@ -187,6 +188,22 @@ class TestAuditChain:
         await asyncio.gather(*(gov.trail.append(note(i)) for i in range(20)))
         report = await gov.trail.verify()
         assert (report.ok, report.records, report.head_seq) == (True, 20, 20)
+
+    async def test_one_append_of_many_records_is_one_chain_and_one_log_event(self, gov):
+        """Thirty entries at once (a batch's withheld deliveries) and the checkpoints due
+        among them: every link and signature verifies; a few entries log one event each."""
+        with capture_logs() as logs:
+            made = await gov.trail.append(*(note(i) for i in range(30)))
+            await gov.trail.append(note(30), note(31))
+        assert [r.seq for r in made] == list(range(1, 31))
+        report = await gov.trail.verify()
+        assert (report.ok, report.records, report.checkpoints) == (True, 32, 6)
+        appended = [e for e in logs if e["event"] == "audit.appended"]
+        assert [(e["seq"], e.get("last_seq"), e.get("records")) for e in appended] == [
+            (1, 30, 30),
+            (31, None, None),
+            (32, None, None),
+        ]
 
 
 class TestTamperDetection:
