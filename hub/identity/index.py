@@ -22,9 +22,9 @@ from datetime import date
 
 import jellyfish
 
-from hub.identity.compare import compare
+from hub.identity.compare import COMPARISONS
 from hub.identity.records import DETERMINISTIC_SYSTEMS, PersonRecord
-from hub.identity.scoring import Band, MatchModel, Score, band_for, default_model, score_levels
+from hub.identity.scoring import Band, LevelWeight, MatchModel, Score, band_for, default_model
 
 __all__ = ["Candidate", "MatchResult", "PersonIndex", "blocking_keys"]
 
@@ -84,11 +84,30 @@ def blocking_keys(record: PersonRecord, *, lookup: bool = False) -> set[str]:
     return keys
 
 
+class _LevelWeights(dict[tuple[str, str], LevelWeight]):
+    """One shared ``LevelWeight`` per comparison level, made on first use.
+
+    There are a few dozen levels in all, so a pair's breakdown is looked up, not built: a
+    lookup meets every record in its blocks, and new objects per pair were a third of its cost.
+    """
+
+    def __init__(self, model: MatchModel) -> None:
+        super().__init__()
+        self._model = model
+
+    def __missing__(self, key: tuple[str, str]) -> LevelWeight:
+        comparison, level = key
+        weight = self[key] = LevelWeight(comparison, level, self._model.weight(comparison, level))
+        return weight
+
+
 class PersonIndex:
     """Records by blocking key, each record belonging to one canonical child."""
 
     def __init__(self, model: MatchModel | None = None) -> None:
         self.model = model or default_model()
+        self._level_weights = _LevelWeights(self.model)
+        self._comparisons = tuple(COMPARISONS.items())
         self._records: list[PersonRecord | None] = []
         self._child_of: list[str] = []
         self._position: dict[str, int] = {}
@@ -152,19 +171,30 @@ class PersonIndex:
                     yield position
 
     def scored(self, record: PersonRecord) -> list[Candidate]:
-        """Every candidate child, best-scoring record per child, highest weight first."""
-        best: dict[str, Candidate] = {}
+        """Every candidate child, best-scoring record per child, highest weight first.
+
+        Scores are ``score_levels(compare(record, other), model)``, summed in the same order,
+        so the weights are the same floats; a ``Candidate`` is built only for each child's
+        best record.
+        """
+        levels, comparisons = self._level_weights, self._comparisons
+        best: dict[str, tuple[float, str, tuple[LevelWeight, ...]]] = {}
         for position in self._candidates(record):
             other = self._records[position]
             if other is None or other.record_id == record.record_id:
                 continue
-            score = score_levels(compare(record, other), self.model)
+            breakdown = tuple([levels[name, fn(record, other)] for name, fn in comparisons])
+            weight = sum([b.weight for b in breakdown])
             child_id = self._child_of[position]
             current = best.get(child_id)
-            if current is None or score.weight > current.score.weight:
-                band = band_for(score, self.model.thresholds)
-                best[child_id] = Candidate(child_id, other.record_id, score, band)
-        return sorted(best.values(), key=lambda c: (-c.score.weight, c.child_id))
+            if current is None or weight > current[0]:
+                best[child_id] = (weight, other.record_id, breakdown)
+        thresholds = self.model.thresholds
+        candidates = []
+        for child_id, (weight, record_id, breakdown) in best.items():
+            score = Score(weight, breakdown)
+            candidates.append(Candidate(child_id, record_id, score, band_for(score, thresholds)))
+        return sorted(candidates, key=lambda c: (-c.score.weight, c.child_id))
 
     def match(self, record: PersonRecord) -> MatchResult:
         """Decide which child a record is: identifiers first, then the best score's band.

@@ -51,7 +51,10 @@ class PersonRecord:
 
     def identifier(self, system: str) -> str | None:
         """Return this record's identifier in ``system``, if it has one."""
-        return next((v for s, v in self.identifiers if s == system), None)
+        for s, v in self.identifiers:  # a loop, not next(genexpr): once per candidate pair
+            if s == system:
+                return v
+        return None
 
     def features(self) -> dict[str, list[str]]:
         """The normalised name parts the store persists (everything else is derived)."""

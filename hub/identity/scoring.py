@@ -78,7 +78,10 @@ class Score:
 
     def level(self, comparison: str) -> str | None:
         """The level of one comparison in this score."""
-        return next((b.level for b in self.breakdown if b.comparison == comparison), None)
+        for b in self.breakdown:  # a loop, not next(genexpr): band_for asks four times a pair
+            if b.comparison == comparison:
+                return b.level
+        return None
 
 
 @dataclass(frozen=True, slots=True)

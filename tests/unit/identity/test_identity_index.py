@@ -7,9 +7,10 @@ from datetime import date
 import pytest
 
 from contracts import Person
-from hub.identity.index import PersonIndex, blocking_keys
+from hub.identity.compare import compare
+from hub.identity.index import Candidate, PersonIndex, blocking_keys
 from hub.identity.records import PersonRecord, make_record, record_from_person
-from hub.identity.scoring import Band
+from hub.identity.scoring import Band, band_for, score_levels
 
 pytestmark = pytest.mark.unit
 
@@ -139,3 +140,66 @@ class TestMatch:
             "NS14MB:3",
         )
         assert record.identifiers == (("upn", "P938000001001"),)
+
+
+def _reference(index: PersonIndex, incoming: PersonRecord, records: dict[str, str]) -> list:
+    """``scored`` as it is specified: every record scored with ``score_levels(compare(..))``,
+    the first best per child kept, highest weight (then child id) first."""
+    best: dict[str, Candidate] = {}
+    for record_id, child_id in records.items():
+        other = index_records[record_id]
+        score = score_levels(compare(incoming, other), index.model)
+        if child_id not in best or score.weight > best[child_id].score.weight:
+            band = band_for(score, index.model.thresholds)
+            best[child_id] = Candidate(child_id, record_id, score, band)
+    return sorted(best.values(), key=lambda c: (-c.score.weight, c.child_id))
+
+
+index_records = {
+    "health|j1": rec("health|j1", "Jayden", "Smith", date(2016, 5, 4)),
+    "school|j2": rec("school|j2", "Jay", "Smith", date(2016, 5, 4), sex=None),
+    "gp|j3": rec("gp|j3", "Jayden", "Smith", date(2016, 5, 4), identifiers=[("nhs", "1")]),
+    "gp|o1": rec("gp|o1", "Oscar", "Smith", date(2016, 5, 4)),
+    "police|e1": rec("police|e1", "Jaden", "Smyth", date(2016, 4, 5), postcode="NS9 9ZZ"),
+}
+
+
+class TestScored:
+    """Candidates are scored exactly as ``score_levels(compare(...))`` scores a pair."""
+
+    def test_every_candidate_as_the_reference_scores_it(self) -> None:
+        """Weights, breakdowns, bands, best record per child and order match the reference."""
+        children = {
+            "health|j1": "ch-j",
+            "school|j2": "ch-j",
+            "gp|j3": "ch-k",
+            "gp|o1": "ch-o",
+            "police|e1": "ch-e",
+        }
+        index = PersonIndex()
+        for record_id, child_id in children.items():
+            index.add(index_records[record_id], child_id)
+        incoming = rec("police|n", "Jayden", "Smith", date(2016, 5, 4), identifiers=[("nhs", "2")])
+        scored = index.scored(incoming)
+        assert scored == _reference(index, incoming, children)
+        assert [(c.child_id, c.record_id, c.band) for c in scored] == [
+            ("ch-j", "health|j1", Band.link),  # the better of ch-j's two records
+            ("ch-k", "gp|j3", Band.no_match),  # a different NHS number never links
+            ("ch-o", "gp|o1", Band.no_match),  # the sibling guard
+            ("ch-e", "police|e1", Band.possible_match),
+        ]
+
+    def test_a_tie_keeps_the_first_record_seen(self) -> None:
+        """Two records of one child scoring the same weight: the earlier-indexed one is kept."""
+        index = PersonIndex()
+        index.add(rec("a|1", "Jayden", "Smith", date(2016, 5, 4)), "ch-j")
+        index.add(rec("b|1", "Jayden", "Smith", date(2016, 5, 4)), "ch-j")
+        [candidate] = index.scored(rec("c|1", "Jayden", "Smith", date(2016, 5, 4)))
+        assert (candidate.child_id, candidate.record_id) == ("ch-j", "a|1")
+
+    def test_a_record_is_not_its_own_candidate(self) -> None:
+        """Looking up a record already indexed does not score it against itself."""
+        index = PersonIndex()
+        jay = rec("a|1", "Jayden", "Smith", date(2016, 5, 4))
+        index.add(jay, "ch-j")
+        assert index.scored(jay) == []
