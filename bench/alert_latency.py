@@ -85,6 +85,7 @@ __all__ = [
     "LEAD_EMAIL",
     "SseParser",
     "attendance_envelope",
+    "cpu_delta",
     "due",
     "plan_envelope",
 ]
@@ -320,6 +321,11 @@ class Layout:
     def api(self) -> RoleHub:
         return self.processes[0]
 
+    @property
+    def ingest(self) -> RoleHub:
+        """The process that runs ingest (``--role ingest``, or the one ``all``)."""
+        return next(p for p in self.processes if p.role in ("ingest", "all"))
+
     def cpu(self) -> dict[str, float | None]:
         """CPU seconds used so far, per role."""
         return {p.role: cpu_seconds(p.pid) for p in self.processes}
@@ -417,6 +423,7 @@ async def run(args: argparse.Namespace, broker: Broker, case: Case) -> dict[str,
             await asyncio.sleep(0.2)
         say(f"plans: {count} stored in {time.monotonic() - t:.1f}s; starting load")
         cpu0 = layout.cpu()
+        published0 = await asyncio.to_thread(layout.ingest.published, "ingest")
         stored0 = await count_entries(engine)
         load_start = time.time()
         bg = asyncio.create_task(
@@ -428,6 +435,7 @@ async def run(args: argparse.Namespace, broker: Broker, case: Case) -> dict[str,
         load_average = os.getloadavg()[0]
         stored_at_end = await count_entries(engine) - stored0
         cpu1 = layout.cpu()
+        published1 = await asyncio.to_thread(layout.ingest.published, "ingest")
         say(
             f"load: {tally.background_sent} background events in {used:.1f}s "
             f"({tally.background_sent / used:.0f}/s); hub stored {stored_at_end} entries meanwhile"
@@ -466,6 +474,8 @@ async def run(args: argparse.Namespace, broker: Broker, case: Case) -> dict[str,
         else round((cpu1[role] - cpu0[role]) / load_seconds, 2)  # type: ignore[operator]
         for role in cpu0
     }  # fmt: skip
+    ingested = None if published0 is None or published1 is None else round(published1 - published0)
+    ingest_cpu = cpu_delta(cpu0, cpu1, layout.ingest.role)
     return {
         "layout": layout.label,
         "store": args.store,
@@ -476,6 +486,11 @@ async def run(args: argparse.Namespace, broker: Broker, case: Case) -> dict[str,
         "hub_stored_during_load": stored_at_end,
         "hub_rate_during_load": round(stored_at_end / load_seconds, 1),
         "hub_cpu_cores_during_load": cores,
+        "ingest_published_during_load": ingested,
+        "ingest_rate_during_load": None if ingested is None else round(ingested / load_seconds, 1),
+        "ingest_cpu_ms_per_record": None
+        if not ingested or ingest_cpu is None
+        else round(ingest_cpu * 1000 / ingested, 2),
         "load_average_end_of_load": round(load_average, 1),
         "alerts_submitted": len(tally.submitted),
         "alerts_received": len(tally.received),
@@ -492,6 +507,14 @@ async def run(args: argparse.Namespace, broker: Broker, case: Case) -> dict[str,
         "hub_env": list(args.hub_env),
         "cpus": os.cpu_count(),
     }
+
+
+def cpu_delta(
+    before: dict[str, float | None], after: dict[str, float | None], role: str
+) -> float | None:
+    """CPU seconds one role used between two readings; None when either is unknown."""
+    start, end = before.get(role), after.get(role)
+    return None if start is None or end is None else end - start
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -601,6 +624,11 @@ def report(result: dict[str, Any]) -> None:
         + (f"drained {drained:.1f}s after the load" if drained is not None
            else f"{result['backlog_left']} events left")
     )  # fmt: skip
+    say(
+        f"ingest:       published {result['ingest_published_during_load']} during the load "
+        f"({result['ingest_rate_during_load']}/s; "
+        f"{result['ingest_cpu_ms_per_record']} ms CPU a record)"
+    )
     say(
         f"alerts:       {result['alerts_received']}/{result['alerts_submitted']} received on SSE "
         f"(other alerts: {result['other_alerts']})"

@@ -453,13 +453,13 @@ class Hub:
         """Wait until the hub logs a partition assignment for each consumer group.
 
         (aiokafka 0.14's ``describe_consumer_groups`` fails to decode Kafka 4's answer, so the
-        hub's own FastStream log line "<topics> | <group> | ... assigned to partitions" is used.)
+        hub's own log is read. Its JSON line "... assigned to partitions" names no group, so
+        the lines are counted, one per group, as ``bench/alert_latency.py`` does.)
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-            assigned = [line for line in lines if "assigned to partitions" in line]
-            if all(any(f"| {g} " in line for line in assigned) for g in groups):
+            text = self.log_path.read_text(errors="replace")
+            if text.count("assigned to partitions") >= len(groups):
                 return True
             time.sleep(0.1)
         return False
@@ -477,6 +477,21 @@ class Hub:
                     if name in ("sum", "count"):
                         out.setdefault(sample.labels["processor"], {})[name] = sample.value
         return out
+
+    def published(self, processor: str) -> float | None:
+        """``hub_events_out_total{processor, outcome="published"}`` from /metrics, if it answers."""
+        with contextlib.suppress(httpx.HTTPError):
+            text = httpx.get(f"{self.url}/metrics", timeout=10).text
+            return sum(
+                sample.value
+                for family in text_string_to_metric_families(text)
+                if family.name == "hub_events_out"
+                for sample in family.samples
+                if sample.name == "hub_events_out_total"
+                and sample.labels.get("processor") == processor
+                and sample.labels.get("outcome") == "published"
+            )
+        return None
 
     def stop(self, timeout: float = 60.0) -> int | None:
         """SIGTERM (graceful), then SIGKILL of its process group if it hangs."""

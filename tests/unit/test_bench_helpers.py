@@ -186,3 +186,74 @@ class TestTimers:
         with pytest.raises(ValueError, match="bad"):
             timers.wrap("sync", fail)()
         assert timers.per_read_ms(2) == {"async": 1000.0, "sync": 375.0}
+
+
+pipeline = sys.modules["pipeline"]  # imported by alert_latency from bench/
+
+METRICS = """\
+# HELP hub_events_out_total Messages a processor published or stored.
+# TYPE hub_events_out_total counter
+hub_events_out_total{outcome="published",processor="ingest"} 1234.0
+hub_events_out_total{outcome="duplicate",processor="ingest"} 7.0
+hub_events_out_total{outcome="published",processor="projector"} 99.0
+"""
+
+
+class _Answer:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class TestHubReadings:
+    """What the benches read from a hub: published counts, assignments, CPU per role."""
+
+    def test_published_counts_one_processors_published_records(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Only ``outcome="published"`` of the processor asked for is counted."""
+        monkeypatch.setattr(pipeline.httpx, "get", lambda url, timeout: _Answer(METRICS))
+        hub = pipeline.Hub({}, tmp_path, None)
+        assert (hub.published("ingest"), hub.published("alerts")) == (1234.0, 0)
+
+    def test_published_is_none_when_the_hub_does_not_answer(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A hub that cannot be reached gives no figure rather than a zero."""
+
+        def refuse(url: str, timeout: float) -> _Answer:
+            raise pipeline.httpx.ConnectError("refused")
+
+        monkeypatch.setattr(pipeline.httpx, "get", refuse)
+        assert pipeline.Hub({}, tmp_path, None).published("ingest") is None
+
+    def test_assignment_is_one_logged_line_per_group(self, tmp_path: Path) -> None:
+        """The hub's JSON log names no group: it is ready when it logged one line per group."""
+        hub = pipeline.Hub({}, tmp_path, None)
+        line = '{"event": "consumer assigned to partitions: {TopicPartition(...)}"}\n'
+        hub.log_path.write_text(line)
+        assert hub.wait_assigned(["g-ingest"], 0.05) is True
+        assert hub.wait_assigned(["g-ingest", "g-narrative"], 0.05) is False
+
+    @pytest.mark.parametrize(
+        ("before", "after", "used"),
+        [
+            ({"ingest": 1.5}, {"ingest": 4.0}, 2.5),
+            ({"ingest": None}, {"ingest": 4.0}, None),
+            ({}, {"ingest": 4.0}, None),
+        ],
+        ids=["both-read", "unreadable-before", "role-absent"],
+    )
+    def test_cpu_delta(
+        self, before: dict[str, float | None], after: dict[str, float | None], used: float | None
+    ) -> None:
+        """CPU seconds a role used between two readings, None when either is unknown."""
+        assert alert_latency.cpu_delta(before, after, "ingest") == used
+
+    @pytest.mark.parametrize(("name", "role"), [("split", "ingest"), ("single", "all")])
+    def test_ingest_process_of_a_layout(self, tmp_path: Path, name: str, role: str) -> None:
+        """Ingest's figures come from ``--role ingest`` when split, else the one process."""
+        layout = alert_latency.Layout(name)
+        layout.processes = [
+            alert_latency.RoleHub({}, tmp_path, r) for r in alert_latency.LAYOUTS[name]
+        ]
+        assert layout.ingest.role == role
