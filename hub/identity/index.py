@@ -16,6 +16,7 @@ Blocking keys (a record is found when any one agrees):
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -170,15 +171,15 @@ class PersonIndex:
                     seen.add(position)
                     yield position
 
-    def scored(self, record: PersonRecord) -> list[Candidate]:
+    def scored(self, record: PersonRecord, *, best: int | None = None) -> list[Candidate]:
         """Every candidate child, best-scoring record per child, highest weight first.
 
         Scores are ``score_levels(compare(record, other), model)``, summed in the same order,
         so the weights are the same floats; a ``Candidate`` is built only for each child's
-        best record.
+        best record, and with ``best`` only for the first ``best`` of those.
         """
         levels, comparisons = self._level_weights, self._comparisons
-        best: dict[str, tuple[float, str, tuple[LevelWeight, ...]]] = {}
+        per_child: dict[str, tuple[float, str, tuple[LevelWeight, ...]]] = {}
         for position in self._candidates(record):
             other = self._records[position]
             if other is None or other.record_id == record.record_id:
@@ -186,23 +187,29 @@ class PersonIndex:
             breakdown = tuple([levels[name, fn(record, other)] for name, fn in comparisons])
             weight = sum([b.weight for b in breakdown])
             child_id = self._child_of[position]
-            current = best.get(child_id)
+            current = per_child.get(child_id)
             if current is None or weight > current[0]:
-                best[child_id] = (weight, other.record_id, breakdown)
+                per_child[child_id] = (weight, other.record_id, breakdown)
+        order = [(-weight, child_id) for child_id, (weight, _, _) in per_child.items()]
+        order = sorted(order) if best is None else heapq.nsmallest(best, order)
         thresholds = self.model.thresholds
         candidates = []
-        for child_id, (weight, record_id, breakdown) in best.items():
+        for _, child_id in order:
+            weight, record_id, breakdown = per_child[child_id]
             score = Score(weight, breakdown)
             candidates.append(Candidate(child_id, record_id, score, band_for(score, thresholds)))
-        return sorted(candidates, key=lambda c: (-c.score.weight, c.child_id))
+        return candidates
 
-    def match(self, record: PersonRecord) -> MatchResult:
+    def match(self, record: PersonRecord, *, shortlist: int | None = None) -> MatchResult:
         """Decide which child a record is: identifiers first, then the best score's band.
 
         Two different children both in the link band is ambiguous and queued for review,
-        never resolved silently.
+        never resolved silently. With ``shortlist`` the result carries only the best that
+        many candidates (two at least: the decision reads the first two), and only those
+        are built; the decision is the same.
         """
-        candidates = tuple(self.scored(record))
+        best = None if shortlist is None else max(shortlist, 2)
+        candidates = tuple(self.scored(record, best=best))
         for system in DETERMINISTIC_SYSTEMS:
             value = record.identifier(system)
             child_id = self._identifiers.get((system, value)) if value else None

@@ -138,7 +138,9 @@ class IdentityLinker:
                 LinkDecision(child_id=known, is_new_child=False, attach=tuple(keys)), "record"
             )
         matchable = record.birth_date is not None and record.family_tokens and record.given_first
-        result = self._index.match(record) if matchable else None
+        # Only the best candidate is used here: the index builds no others (with a large
+        # block, e.g. many children of one name and birth date, that was most of a lookup).
+        result = self._index.match(record, shortlist=1) if matchable else None
         if result is not None and result.band is Band.link and result.child_id is not None:
             log.info(
                 "identity.linked_by_score",

@@ -203,3 +203,34 @@ class TestScored:
         jay = rec("a|1", "Jayden", "Smith", date(2016, 5, 4))
         index.add(jay, "ch-j")
         assert index.scored(jay) == []
+
+    @pytest.mark.parametrize("shortlist", [1, 2, 3])
+    @pytest.mark.parametrize(
+        "incoming",
+        [
+            rec("police|a", "Jayden", "Smith", date(2016, 5, 4), identifiers=[("nhs", "2")]),
+            rec("police|b", "Jaden", "Smyth", date(2016, 5, 4)),
+            rec("police|c", "Oscar", "Smith", date(2016, 5, 4)),
+            make_record(
+                "school|d", given=["Jay"], family=["Jones-Smith"], birth_date=date(2016, 4, 5)
+            ),
+        ],
+        ids=["other-nhs", "misspelt", "oscar", "partial"],
+    )
+    def test_a_shortlist_decides_as_the_whole_list(
+        self, shortlist: int, incoming: PersonRecord
+    ) -> None:
+        """With a shortlist the decision is the same and the candidates are the best few."""
+        index = PersonIndex()
+        for record_id, record in index_records.items():
+            index.add(record, f"ch-{record_id}")
+        whole = index.match(incoming)
+        short = index.match(incoming, shortlist=shortlist)
+        kept = max(shortlist, 2)
+        assert (short.band, short.child_id, short.linked_by) == (
+            whole.band,
+            whole.child_id,
+            whole.linked_by,
+        )
+        assert short.candidates == whole.candidates[:kept]
+        assert len(whole.candidates) == 5  # every indexed child: each shortlist cuts some
