@@ -286,9 +286,11 @@ LAYOUTS = {"single": ("all",), "split": ("api", "alerts", "narrative", "ingest")
 class RoleHub(Hub):
     """One ``python -m hub serve --role ROLE`` process, logging to its own file."""
 
-    def __init__(self, env: dict[str, str], data_dir: Path, role: str) -> None:
+    def __init__(
+        self, env: dict[str, str], data_dir: Path, role: str, tree: Path | None = None
+    ) -> None:
         serve = [sys.executable, "-m", "hub", "serve", "--role", role, "--port"]
-        super().__init__(env, data_dir, None, command=serve)
+        super().__init__(env, data_dir, None, command=serve, cwd=tree)
         self.role = role
         self.log_path = data_dir / f"hub-{role}.log"
 
@@ -333,7 +335,7 @@ class Layout:
     def start(self, env: dict[str, str], work: Path) -> None:
         """Start the processes one after another, each ready and its groups assigned."""
         for role in LAYOUTS[self.name]:
-            hub = RoleHub(env, work, role)
+            hub = RoleHub(env, work, role, self.tree)
             self.processes.append(hub)
             hub.start()
             if not hub.wait_groups(60.0):
@@ -392,7 +394,7 @@ async def run(args: argparse.Namespace, broker: Broker, case: Case) -> dict[str,
         "HUB_LOG_LEVEL": "INFO",
         **dict(kv.split("=", 1) for kv in args.hub_env),
     }
-    if case.layout.tree is not None:  # its packages before the installed (editable) ones
+    if case.layout.tree is not None:  # its packages (and its cwd: see Hub.cwd) first
         env["PYTHONPATH"] = str(case.layout.tree)
     layout = case.layout
     await asyncio.to_thread(layout.start, env, work)

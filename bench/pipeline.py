@@ -407,9 +407,13 @@ class Hub:
         data_dir: Path,
         profile: Path | None,
         command: Sequence[str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.env = env
         self.command = command
+        self.cwd = cwd
+        """Where ``python -m hub`` starts: its ``hub`` package comes from this folder (the
+        current directory stands before PYTHONPATH and the installed project on sys.path)."""
         self.data_dir = data_dir
         self.port = free_port()
         self.log_path = data_dir / "hub.log"
@@ -438,6 +442,7 @@ class Hub:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                cwd=self.cwd,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

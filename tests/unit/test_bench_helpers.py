@@ -257,3 +257,27 @@ class TestHubReadings:
             alert_latency.RoleHub({}, tmp_path, r) for r in alert_latency.LAYOUTS[name]
         ]
         assert layout.ingest.role == role
+
+    def test_a_baseline_hub_starts_in_its_own_tree(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """``python -m hub`` imports from its working directory first, so a baseline's
+        processes start in the baseline tree (PYTHONPATH alone ran this tree's hub)."""
+        started: list[dict[str, object]] = []
+
+        class Exits:
+            def __init__(self, cmd: list[str], **kwargs: object) -> None:
+                started.append({"cmd": cmd, **kwargs})
+                self.returncode = 1
+
+            def poll(self) -> int:
+                return 1
+
+        monkeypatch.setattr(pipeline.subprocess, "Popen", Exits)
+        tree = tmp_path / "base"
+        hub = alert_latency.RoleHub({}, tmp_path, "ingest", tree)
+        with pytest.raises(RuntimeError, match="hub exited with 1"):
+            hub.start()
+        [call] = started
+        assert call["cwd"] == tree
+        assert call["cmd"][1:-1] == ["-m", "hub", "serve", "--role", "ingest", "--port"]
