@@ -235,10 +235,17 @@ async def listen(url: str, token: str, tally: Tally) -> None:
 
 
 async def background(
-    producer: AIOKafkaProducer, topic: str, rate: float, seconds: float, run_id: str, tally: Tally
+    producer: AIOKafkaProducer,
+    topic: str,
+    rate: float,
+    seconds: float,
+    run_id: str,
+    tally: Tally,
+    *,
+    varied: bool = False,
 ) -> float:
     """Send signed police concerns at ``rate``/s for ``seconds``; returns the wall seconds used."""
-    load = build_load(max(1, int(rate * seconds)), run_id, signed=True)
+    load = build_load(max(1, int(rate * seconds)), run_id, signed=True, varied=varied)
     signer = dev_private_key(_POLICE)
     started = time.monotonic()
     pending: list[asyncio.Future[Any]] = []
@@ -429,7 +436,15 @@ async def run(args: argparse.Namespace, broker: Broker, case: Case) -> dict[str,
         stored0 = await count_entries(engine)
         load_start = time.time()
         bg = asyncio.create_task(
-            background(producer, f"{prefix}ingest.police", case.rate, args.duration, run_id, tally)
+            background(
+                producer,
+                f"{prefix}ingest.police",
+                case.rate,
+                args.duration,
+                run_id,
+                tally,
+                varied=args.people == "varied",
+            )
         )
         await triggers(producer, f"{prefix}ingest.health", count, args.alert_every, run_id, tally)
         used = await bg
@@ -507,6 +522,7 @@ async def run(args: argparse.Namespace, broker: Broker, case: Case) -> dict[str,
         "backlog_left": total - stored_total,
         "batch": args.batch,
         "hub_env": list(args.hub_env),
+        "people": args.people,
         "cpus": os.cpu_count(),
     }
 
@@ -542,6 +558,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--alert-every", type=float, default=1.0, help="seconds between triggers")
     parser.add_argument(
         "--alerts", type=int, default=0, help="alert triggers (default duration/alert-every)"
+    )
+    parser.add_argument(
+        "--people",
+        choices=("same", "varied"),
+        default="same",
+        help="background children: one name and birth date (one identity block, the worst "
+        "case) or each their own (see pipeline.bench_person)",
     )
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--postgres-url", default=os.environ.get("HUB_TEST_POSTGRES_URL"))

@@ -54,7 +54,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from multiprocessing.queues import Queue as MpQueue
 from pathlib import Path
 from typing import Any
@@ -205,9 +205,44 @@ class Load:
         return len(self.keys)
 
 
-def build_load(events: int, run_id: str, *, signed: bool = True) -> Load:
+def bench_person(child: int, *, varied: bool) -> dict[str, Any]:
+    """The person of background child ``child``, without identifiers.
+
+    By default every child is "Ruby Bench", born 2015-06-01 (digits are not name tokens):
+    one identity block for all, the worst case for matching new children. ``varied`` gives
+    each child its own birth date (from 2008-01-01, a day apart) and one of 12 given names and
+    169 family names, as a population's blocks are: a handful of people each.
+    """
+    if not varied:
+        return {"given": "Ruby", "family": f"Bench{child}", "born": "2015-06-01"}
+    first, second = divmod(child // len(_GIVEN) % len(_LETTERS) ** 2, len(_LETTERS))
+    return {
+        "given": _GIVEN[child % len(_GIVEN)],
+        "family": f"Bench{_LETTERS[first]}{_LETTERS[second]}",
+        "born": (date(2008, 1, 1) + timedelta(days=child)).isoformat(),
+    }
+
+
+_GIVEN = (
+    "Ruby",
+    "Amir",
+    "Chloe",
+    "Dev",
+    "Esme",
+    "Femi",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jo",
+    "Kai",
+    "Lena",
+)
+_LETTERS = "bdfklmnprstvz"
+
+
+def build_load(events: int, run_id: str, *, signed: bool = True, varied: bool = False) -> Load:
     """N valid envelopes over N/20 children, serialised except for ``recorded_at`` (and the
-    signature, when ``signed``)."""
+    signature, when ``signed``); the children's people as ``bench_person`` gives them."""
     children = max(1, events // EVENTS_PER_CHILD)
     if children > 900_000:
         raise SystemExit("too many children for valid_nhs_number's seed range")
@@ -219,14 +254,15 @@ def build_load(events: int, run_id: str, *, signed: bool = True) -> Load:
     canonical: list[tuple[bytes, bytes]] = []
     for i in range(events):
         child = i % children
+        person = bench_person(child, varied=varied)
         envelope = example_envelope(
             id=f"northshire-police:bench-{run_id}-{i:08d}",
             subject=f"NP-BENCH-{child:07d}",
             recorded_at=_PLACEHOLDER,
             person={
                 "identifiers": [{"system": "nhs", "value": nhs[child]}],
-                "name": {"given": "Ruby", "family": f"Bench{child}", "aliases": []},
-                "birth_date": "2015-06-01",
+                "name": {"given": person["given"], "family": person["family"], "aliases": []},
+                "birth_date": person["born"],
                 "sex": "female",
             },
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -12,6 +13,8 @@ import pytest
 
 from contracts import parse_envelope
 from contracts.examples import valid_nhs_number
+from hub.identity.index import blocking_keys
+from hub.identity.records import make_record
 
 pytestmark = pytest.mark.unit
 
@@ -281,3 +284,33 @@ class TestHubReadings:
         [call] = started
         assert call["cwd"] == tree
         assert call["cmd"][1:-1] == ["-m", "hub", "serve", "--role", "ingest", "--port"]
+
+
+class TestBenchPeople:
+    """The background load's children: one block by default, a population's when varied."""
+
+    def test_default_children_share_a_name_and_birth_date(self) -> None:
+        """Every default child is Ruby Bench born 2015-06-01 (the digits are no name token)."""
+        assert [pipeline.bench_person(c, varied=False) for c in (0, 1499)] == [
+            {"given": "Ruby", "family": "Bench0", "born": "2015-06-01"},
+            {"given": "Ruby", "family": "Bench1499", "born": "2015-06-01"},
+        ]
+
+    def test_varied_children_fall_in_blocks_of_a_few(self) -> None:
+        """1,500 varied children: none shares a blocking key with more than one other."""
+        blocks: Counter[str] = Counter()
+        for child in range(1500):
+            person = pipeline.bench_person(child, varied=True)
+            record = make_record(
+                str(child),
+                given=[person["given"]],
+                family=[person["family"]],
+                birth_date=datetime.fromisoformat(person["born"]).date(),
+            )
+            blocks.update(blocking_keys(record))
+        assert max(blocks.values()) == 2
+        assert pipeline.bench_person(13, varied=True) == {
+            "given": "Amir",
+            "family": "Benchbd",
+            "born": "2008-01-14",
+        }
