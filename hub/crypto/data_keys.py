@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -168,13 +168,20 @@ class ChildKeyStore:
         newest: dict[str, Any] = {}
         for row in rows:
             newest[row.child_id] = row
+        wanted = {
+            child_id: 1 if row is None else row.key_version + 1
+            for child_id in ids
+            if (row := newest.get(child_id)) is None or row.destroyed_at is not None
+        }
+        made = await self._create_many(conn, wanted) if wanted else {}
         out: dict[str, DataKey] = {}
         for child_id in ids:
-            row = newest.get(child_id)
-            if row is None or row.destroyed_at is not None:
-                version = 1 if row is None else row.key_version + 1
-                row = await self._create(conn, child_id, version)
-            out[child_id] = await self._unwrap(row, cache=cache)
+            if child_id in made:
+                out[child_id] = made[child_id]
+                if cache:
+                    self._cache.put(made[child_id])
+            else:
+                out[child_id] = await self._unwrap(newest[child_id], cache=cache)
         return out
 
     async def data_key(self, child_id: str, version: int) -> DataKey:
@@ -295,6 +302,48 @@ class ChildKeyStore:
             )
             for r in rows
         ]
+
+    async def _create_many(
+        self, conn: AsyncConnection, versions: dict[str, int]
+    ) -> dict[str, DataKey]:
+        """Create these children's keys (child -> version) in one insert and one select.
+
+        A concurrent writer may have stored a child's key first: its stored row wins and is
+        unwrapped; otherwise the key just made is used as it is (no unwrap of our own wrap).
+        """
+        made: dict[tuple[str, int], tuple[bytes, bytes]] = {}
+        rows = []
+        now = self._clock()
+        for child_id, version in versions.items():
+            plain = AESGCM.generate_key(256)
+            wrapped = await self._provider.wrap(plain, context=_context(child_id, version))
+            made[(child_id, version)] = (plain, wrapped.blob)
+            rows.append(
+                {
+                    "child_id": child_id,
+                    "key_version": version,
+                    "kek_id": wrapped.kek_id,
+                    "wrapped_key": wrapped.blob,
+                    "created_at": now,
+                }
+            )
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        await conn.execute(dialect.insert(_T).on_conflict_do_nothing(), rows)
+        pairs = list(made)
+        stored = (
+            await conn.execute(select(_T).where(tuple_(_T.c.child_id, _T.c.key_version).in_(pairs)))
+        ).all()
+        keys: dict[str, DataKey] = {}
+        for row in stored:
+            plain, blob = made[(row.child_id, row.key_version)]
+            if row.wrapped_key is not None and bytes(row.wrapped_key) == blob:
+                keys[row.child_id] = DataKey(row.child_id, row.key_version, AESGCM(plain))
+                log.info(
+                    "crypto.child_key_created", child_id=row.child_id, key_version=row.key_version
+                )
+            else:  # another writer's key for this version
+                keys[row.child_id] = await self._unwrap(row, cache=False)
+        return keys
 
     async def _create(self, conn: AsyncConnection, child_id: str, version: int) -> Any:
         """Insert a new wrapped key unless a concurrent writer did; return the stored row."""

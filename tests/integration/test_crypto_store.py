@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from contracts.examples import example_envelope, valid_nhs_number
 from hub.crypto.data_keys import (
@@ -118,6 +118,29 @@ class TestCreation:
         assert await FieldCipher(b).open_envelope("ch-9", sealed) == example_envelope()
         assert len(await raw_rows(env)) == 1
         assert ka["ch-9"].version == kb["ch-9"].version == 1
+
+    async def test_a_batch_of_new_children_is_created_in_two_statements(
+        self, env: dict[str, Any]
+    ) -> None:
+        """Fifty new children: one insert and one select for all of their keys (plus the
+        lookup of existing keys), and each key opens what it sealed in another process."""
+        store: ChildKeyStore = env["store"]
+        ids = [f"ch-batch-{n:02d}" for n in range(50)]
+        statements: list[str] = []
+        engine = store.engine.sync_engine
+        listener = lambda *a: statements.append(a[2].split()[0])  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            keys = await store.current_keys(ids)
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        assert statements == ["SELECT", "INSERT", "SELECT"]
+        assert sorted(keys) == ids and {k.version for k in keys.values()} == {1}
+        assert len(await raw_rows(env)) == 50
+        other = fresh_store(env)
+        for child in (ids[0], ids[-1]):
+            sealed = await FieldCipher(store).seal_envelope(child, example_envelope())
+            assert await FieldCipher(other).open_envelope(child, sealed) == example_envelope()
 
     async def test_unknown_version(self, env: dict[str, Any]) -> None:
         """Asking for a version never stored is UnknownDataKey, not an erasure."""
