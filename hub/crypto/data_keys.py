@@ -206,7 +206,7 @@ class ChildKeyStore:
                 await conn.execute(select(_T.c.key_version).where(_T.c.child_id == child_id))
             ).all()
             version = max((r.key_version for r in rows), default=0) + 1
-            await self._create(conn, child_id, version)
+            await self._create_many(conn, {child_id: version})
         log.info("crypto.child_key_rotated", child_id=child_id, key_version=version)
         return version
 
@@ -344,28 +344,6 @@ class ChildKeyStore:
             else:  # another writer's key for this version
                 keys[row.child_id] = await self._unwrap(row, cache=False)
         return keys
-
-    async def _create(self, conn: AsyncConnection, child_id: str, version: int) -> Any:
-        """Insert a new wrapped key unless a concurrent writer did; return the stored row."""
-        wrapped = await self._provider.wrap(
-            AESGCM.generate_key(256), context=_context(child_id, version)
-        )
-        values = {
-            "child_id": child_id,
-            "key_version": version,
-            "kek_id": wrapped.kek_id,
-            "wrapped_key": wrapped.blob,
-            "created_at": self._clock(),
-        }
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        await conn.execute(dialect.insert(_T).values(**values).on_conflict_do_nothing())
-        row = (
-            await conn.execute(
-                select(_T).where(and_(_T.c.child_id == child_id, _T.c.key_version == version))
-            )
-        ).one()
-        log.info("crypto.child_key_created", child_id=child_id, key_version=version)
-        return row
 
     async def _unwrap(self, row: Any, *, cache: bool) -> DataKey:
         if row.destroyed_at is not None or row.wrapped_key is None:
