@@ -3,7 +3,6 @@ version in the same transaction, and an upgraded store starts with versions for 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,22 +14,12 @@ from hub.domain.narrative import entry_for
 from hub.store.db import create_engine, migrate
 from hub.store.repository import PositionedEntry, SqlStore
 from hub.store.schema import narrative_entries
-from tests.support.databases import BACKENDS, fresh_database_url, upgrade_to
+from tests.support.databases import fresh_database_url, upgrade_to
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 ANNA, BEN = "ch-ver-anna", "ch-ver-ben"
-
-
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    engine = create_engine(await fresh_database_url(request.param, tmp_path))
-    await migrate(engine)
-    try:
-        yield SqlStore(engine)
-    finally:
-        await engine.dispose()
 
 
 def positioned(child: str, event_id: str, offset: int, **overrides: object) -> PositionedEntry:

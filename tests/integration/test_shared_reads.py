@@ -5,7 +5,6 @@ A child seen to exist is remembered."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,10 +16,9 @@ from contracts import parse_envelope
 from contracts.examples import example_envelope
 from hub.domain.identity import LinkDecision, LinkKey
 from hub.domain.narrative import entry_for
-from hub.store.db import create_engine, migrate
+from hub.store.db import create_engine
 from hub.store.reading import reads, shared_reads
 from hub.store.repository import PositionedEntry, SqlStore
-from tests.support.databases import BACKENDS, fresh_database_url
 
 pytestmark = pytest.mark.integration
 
@@ -37,16 +35,6 @@ class Checkouts:
 
     def _seen(self, *_: object) -> None:
         self.count += 1
-
-
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    engine = create_engine(await fresh_database_url(request.param, tmp_path))
-    await migrate(engine)
-    try:
-        yield SqlStore(engine)
-    finally:
-        await engine.dispose()
 
 
 async def write_entry(store: SqlStore, event_id: str, offset: int) -> None:
