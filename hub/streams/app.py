@@ -154,6 +154,7 @@ class HubStreams:
             heartbeat_interval_ms=3_000,
             max_partition_fetch_bytes=fetch_bytes,
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_no_body,
             title=f"{name}:consume",
             description=description,
         )
@@ -170,6 +171,13 @@ class HubStreams:
                 await asyncio.sleep(_RETRY_PAUSE_SECONDS)  # back off before redelivery
                 raise
             _record_lag(metrics, name, msg, records)
+
+
+async def _no_body(message: Any) -> None:
+    """The subscribers read ``msg.raw_message`` (the Kafka records) and parse each value
+    themselves: FastStream's default batch decoder would build a message object and
+    JSON-decode every record only for the result to be thrown away."""
+    return None
 
 
 def _record_lag(
