@@ -24,10 +24,13 @@ One run, one broker, one real hub:
    stamped with the wall clock when its ``data:`` line arrives. Latency = receipt - submission.
    After the load stops the bench waits (``--drain``) for the alerts still owed.
 
-It prints plain lines and, last, one JSON line. No thresholds, no asserts. Target (issue 5):
-p99 < 500 ms at 1,000 background events/s. The hub drains about 300 events/s per core; an offered
-rate above what it sustains grows a backlog and the alert waits behind it (the figure then
-measures the queue, and grows with ``--duration``).
+Beside the latencies it prints what the CPU went on during the load: each hub process's cores,
+the hub's CPU milliseconds per stored event (all its processes together), the bench's own cores
+and the machine's busy share (``/proc/stat``), so a run shows whether the machine had any CPU
+left for the hub. It prints plain lines and, last, one JSON line. No thresholds, no asserts.
+Target (issue 5): p99 < 500 ms at 1,000 background events/s. The hub drains about 300 events/s
+per core; an offered rate above what it sustains grows a backlog and the alert waits behind it
+(the figure then measures the queue, and grows with ``--duration``).
 
 Usage::
 
@@ -85,6 +88,8 @@ __all__ = [
     "LEAD_EMAIL",
     "SseParser",
     "attendance_envelope",
+    "box_jiffies",
+    "busy_share",
     "cpu_delta",
     "due",
     "plan_envelope",
@@ -153,6 +158,23 @@ def attendance_envelope(run_id: str, index: int, now: datetime) -> dict[str, Any
         person=_person(index),
         data=data,
     )
+
+
+def box_jiffies(stat: Path = Path("/proc/stat")) -> tuple[int, int] | None:
+    """(busy, total) CPU jiffies of the whole machine so far; None where /proc is missing."""
+    try:
+        fields = [int(f) for f in stat.read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of the machine's CPU time that was busy between two ``box_jiffies``."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round((after[0] - before[0]) / (after[1] - before[1]), 2)
 
 
 def due(rate: float, elapsed: float, sent: int) -> int:
@@ -431,7 +453,7 @@ async def run(args: argparse.Namespace, broker: Broker, case: Case) -> dict[str,
                 raise RuntimeError(f"plans not stored after 300 s:\n{layout.tail()}")
             await asyncio.sleep(0.2)
         say(f"plans: {count} stored in {time.monotonic() - t:.1f}s; starting load")
-        cpu0 = layout.cpu()
+        cpu0, box0, own0 = layout.cpu(), box_jiffies(), time.process_time()
         published0 = await asyncio.to_thread(layout.ingest.published, "ingest")
         stored0 = await count_entries(engine)
         load_start = time.time()
@@ -451,7 +473,7 @@ async def run(args: argparse.Namespace, broker: Broker, case: Case) -> dict[str,
         load_end = time.time()
         load_average = os.getloadavg()[0]
         stored_at_end = await count_entries(engine) - stored0
-        cpu1 = layout.cpu()
+        cpu1, box1, own1 = layout.cpu(), box_jiffies(), time.process_time()
         published1 = await asyncio.to_thread(layout.ingest.published, "ingest")
         say(
             f"load: {tally.background_sent} background events in {used:.1f}s "
@@ -491,6 +513,8 @@ async def run(args: argparse.Namespace, broker: Broker, case: Case) -> dict[str,
         else round((cpu1[role] - cpu0[role]) / load_seconds, 2)  # type: ignore[operator]
         for role in cpu0
     }  # fmt: skip
+    used_ms = sum(c for c in cores.values() if c is not None) * 1000
+    hub_rate = stored_at_end / load_seconds
     ingested = None if published0 is None or published1 is None else round(published1 - published0)
     ingest_cpu = cpu_delta(cpu0, cpu1, layout.ingest.role)
     return {
@@ -503,6 +527,9 @@ async def run(args: argparse.Namespace, broker: Broker, case: Case) -> dict[str,
         "hub_stored_during_load": stored_at_end,
         "hub_rate_during_load": round(stored_at_end / load_seconds, 1),
         "hub_cpu_cores_during_load": cores,
+        "hub_cpu_ms_per_event": round(used_ms / hub_rate, 2) if hub_rate else None,
+        "bench_cores_during_load": round((own1 - own0) / load_seconds, 2),
+        "machine_busy_during_load": busy_share(box0, box1),
         "ingest_published_during_load": ingested,
         "ingest_rate_during_load": None if ingested is None else round(ingested / load_seconds, 1),
         "ingest_cpu_ms_per_record": None
@@ -649,6 +676,11 @@ def report(result: dict[str, Any]) -> None:
         + (f"drained {drained:.1f}s after the load" if drained is not None
            else f"{result['backlog_left']} events left")
     )  # fmt: skip
+    say(
+        f"cpu:          hub {result['hub_cpu_ms_per_event']} ms a stored event; bench "
+        f"{result['bench_cores_during_load']} cores; machine busy "
+        f"{result['machine_busy_during_load']} of {result['cpus']} cpus"
+    )
     say(
         f"ingest:       published {result['ingest_published_during_load']} during the load "
         f"({result['ingest_rate_during_load']}/s; "

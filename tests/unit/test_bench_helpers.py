@@ -54,6 +54,41 @@ class TestDue:
         assert alert_latency.due(rate, elapsed, sent) == owed
 
 
+class TestMachineBusy:
+    """The machine's busy share comes from /proc/stat's first line; idle and iowait are idle."""
+
+    def test_jiffies_count_idle_and_iowait_as_idle(self, tmp_path: Path) -> None:
+        """user nice system idle iowait irq softirq steal: busy = all but idle and iowait."""
+        stat = tmp_path / "stat"
+        stat.write_text("cpu  100 5 20 300 10 1 2 3 0 0\ncpu0 1 2 3 4\n")
+        assert alert_latency.box_jiffies(stat) == (131, 441)
+
+    def test_missing_or_garbled_stat_is_unknown(self, tmp_path: Path) -> None:
+        """No file, or a first line that is not numbers, gives None rather than a guess."""
+        garbled = tmp_path / "stat"
+        garbled.write_text("cpu  a b c\n")
+        assert alert_latency.box_jiffies(tmp_path / "absent") is None
+        assert alert_latency.box_jiffies(garbled) is None
+
+    @pytest.mark.parametrize(
+        ("before", "after", "share"),
+        [
+            ((100, 400), (250, 600), 0.75),
+            ((100, 400), (100, 600), 0.0),
+            ((100, 400), (100, 400), None),
+            (None, (100, 400), None),
+        ],
+    )
+    def test_busy_share(
+        self,
+        before: tuple[int, int] | None,
+        after: tuple[int, int] | None,
+        share: float | None,
+    ) -> None:
+        """Busy jiffies over all jiffies between the two readings; None with no time between."""
+        assert alert_latency.busy_share(before, after) == share
+
+
 class TestSseParser:
     """Lines in, whole events out at each blank line, as the SSE spec frames them."""
 
