@@ -10,7 +10,8 @@ links. Everything is written in ingest's own transaction.
 
 The index lives in the ingest process, loaded from the store on first use and refreshed
 before each batch with the records changed since (other ingest processes' records, and
-merges decided through the review API).
+merges decided through the review API). The rows a refresh can read again (the process's own
+last writes among them) are remembered with their sealed text, so they are not unsealed twice.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from hub.identity.households import Link, links_from_person
 from hub.identity.index import Candidate, PersonIndex
 from hub.identity.records import PersonRecord, record_from_person
 from hub.identity.scoring import Band, MatchModel
-from hub.identity.store import IdentityStore, Review, pending_review
+from hub.identity.store import IdentityStore, OpenedRecords, Review, pending_review
 from hub.observability import get_logger
 
 __all__ = ["IdentityLinker", "Resolution"]
@@ -67,18 +68,28 @@ class IdentityLinker:
         self._index: PersonIndex | None = None
         self._mark: datetime | None = None
         self._writes = _Writes()
+        self._opened: OpenedRecords = {}
+        """Sealed rows a refresh may read again (the last writes, and rows at the mark).
+
+        Invalidation: an entry stands in for a row only while the row's sealed text is
+        byte-identical (a fresh nonce per seal, so any other write differs and is opened);
+        entries older than the mark are dropped (a refresh reads nothing older); ``discard``
+        clears it. The row's child always comes from the store, never from here.
+        """
 
     async def refresh(self, conn: AsyncConnection) -> None:
         """Bring the index up to date with the store (the whole store the first time)."""
         if self._index is None:
             self._index = PersonIndex(self._model)
-        changed = await self._identity.records_since(conn, self._mark)
+        changed = await self._identity.records_since(conn, self._mark, opened=self._opened)
         for record, child_id, updated_at in changed:
             self._index.add(record, child_id)
             if self._mark is None or updated_at > self._mark:
                 self._mark = updated_at
         if changed:
             log.debug("identity.index_refreshed", changed=len(changed), indexed=len(self._index))
+        if (mark := self._mark) is not None:
+            self._opened = {k: v for k, v in self._opened.items() if v[2] >= mark}
 
     def record_for(self, env: Envelope, keys: list[LinkKey]) -> PersonRecord:
         """The person record of an envelope: names normalised, identifiers as digests.
@@ -184,7 +195,11 @@ class IdentityLinker:
     async def flush(self, conn: AsyncConnection, *, now: datetime) -> int:
         """Write the batch's records, reviews and household links; returns reviews queued."""
         writes, self._writes = self._writes, _Writes()
-        await self._identity.save_records_in(conn, writes.records, now=now)
+        sealed = await self._identity.save_records_in(conn, writes.records, now=now)
+        records = {record.record_id: record for record, _ in writes.records}
+        self._opened.update(
+            (record_id, (text, records[record_id], now)) for record_id, text in sealed.items()
+        )
         for review in writes.reviews:
             await self._identity.queue_review_in(conn, review)
         await self._identity.add_household_links_in(conn, writes.links, now=now)
@@ -196,3 +211,4 @@ class IdentityLinker:
         self._writes = _Writes()
         self._index = None
         self._mark = None
+        self._opened = {}

@@ -31,6 +31,7 @@ __all__ = [
     "Decision",
     "IdentityStore",
     "MergeNotFound",
+    "OpenedRecords",
     "Review",
     "ReviewAlreadyDecided",
     "ReviewNotFound",
@@ -130,6 +131,10 @@ def _matching_data(record: PersonRecord) -> dict[str, Any]:
     }
 
 
+OpenedRecords = dict[str, tuple[str, PersonRecord, datetime]]
+"""Record id -> (sealed ``features`` text, the record it opens to, the row's update time)."""
+
+
 class IdentityStore:
     """Identity tables over one async engine."""
 
@@ -222,34 +227,58 @@ class IdentityStore:
         items: Sequence[tuple[PersonRecord, str]],
         *,
         now: datetime,
-    ) -> None:
+    ) -> dict[str, str]:
         """Upsert records seen by ingest, in the caller's transaction.
 
         A record already held keeps its child (a reviewed merge or un-merge decides that,
-        not the next event); its features are refreshed.
+        not the next event); its features are refreshed. Returns each record's stored
+        ``features`` text (sealed: unique to this write), for ``records_since(opened=...)``.
         """
         rows = await self._rows(conn, items, now)
         if not rows:
-            return
+            return {}
         stmt = self._insert(person_records)
         stmt = stmt.on_conflict_do_update(
             index_elements=["record_id"],
             set_={k: stmt.excluded[k] for k in rows[0] if k not in ("record_id", "child_id")},
         )
         await conn.execute(stmt, rows)
+        return {row["record_id"]: row["features"] for row in rows}
 
     async def records_since(
-        self, conn: AsyncConnection, since: datetime | None
+        self,
+        conn: AsyncConnection,
+        since: datetime | None,
+        *,
+        opened: OpenedRecords | None = None,
     ) -> list[tuple[PersonRecord, str, datetime]]:
-        """Records (with their child and update time) changed at or after ``since``."""
+        """Records (with their child and update time) changed at or after ``since``.
+
+        ``opened`` maps record ids to (sealed ``features`` text, the record it holds, update
+        time): a sealed row still holding exactly that text is not opened again, and each
+        sealed row read is entered in it (unsealed rows are always read). Every seal has a
+        fresh random nonce, so equal text means the very write the record came from; any
+        other write (another process, a re-seal) differs and is opened. The child is always
+        the row's, never the map's.
+        """
         query = select(person_records).order_by(person_records.c.updated_at)
         if since is not None:
             query = query.where(person_records.c.updated_at >= since)
         rows = (await conn.execute(query)).all()
-        return [
-            (await self._record(row), row.child_id, as_utc(row.updated_at))  # type: ignore[misc]
-            for row in rows
-        ]
+        out: list[tuple[PersonRecord, str, datetime]] = []
+        for row in rows:
+            updated_at = as_utc(row.updated_at)
+            assert updated_at is not None  # the column is not nullable
+            sealed = is_sealed_record(row.features)
+            hit = opened.get(row.record_id) if opened is not None and sealed else None
+            if hit is not None and hit[0] == row.features:
+                record = hit[1]
+            else:
+                record = await self._record(row)
+            if opened is not None and sealed:
+                opened[row.record_id] = (row.features, record, updated_at)
+            out.append((record, row.child_id, updated_at))
+        return out
 
     async def load_index(self, model: MatchModel | None = None) -> PersonIndex:
         """Build the in-memory index from every persisted record."""
