@@ -14,7 +14,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -142,6 +142,20 @@ class IdentityStore:
         self.engine = engine
         self._sealer = sealer
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        # Ingest's per-batch statements, built once (building them cost more than running).
+        upsert = self._insert(person_records)
+        self._upsert_records = upsert.on_conflict_do_update(
+            index_elements=["record_id"],
+            set_={
+                c.name: upsert.excluded[c.name]
+                for c in person_records.c
+                if c.name not in ("record_id", "child_id")
+            },
+        )
+        by_update = select(person_records).order_by(person_records.c.updated_at)
+        self._records_all = by_update
+        self._records_since = by_update.where(person_records.c.updated_at >= bindparam("since"))
+        self._add_links = self._insert(household_links).on_conflict_do_nothing()
 
     # -- person records --------------------------------------------------------------------
     async def _rows(
@@ -237,12 +251,7 @@ class IdentityStore:
         rows = await self._rows(conn, items, now)
         if not rows:
             return {}
-        stmt = self._insert(person_records)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["record_id"],
-            set_={k: stmt.excluded[k] for k in rows[0] if k not in ("record_id", "child_id")},
-        )
-        await conn.execute(stmt, rows)
+        await conn.execute(self._upsert_records, rows)
         return {row["record_id"]: row["features"] for row in rows}
 
     async def records_since(
@@ -261,10 +270,10 @@ class IdentityStore:
         other write (another process, a re-seal) differs and is opened. The child is always
         the row's, never the map's.
         """
-        query = select(person_records).order_by(person_records.c.updated_at)
-        if since is not None:
-            query = query.where(person_records.c.updated_at >= since)
-        rows = (await conn.execute(query)).all()
+        if since is None:
+            rows = (await conn.execute(self._records_all)).all()
+        else:
+            rows = (await conn.execute(self._records_since, {"since": since})).all()
         out: list[tuple[PersonRecord, str, datetime]] = []
         for row in rows:
             updated_at = as_utc(row.updated_at)
@@ -491,8 +500,7 @@ class IdentityStore:
             }
             for x, event_id in first.items()
         ]
-        stmt = self._insert(household_links).on_conflict_do_nothing()
-        await conn.execute(stmt, rows)
+        await conn.execute(self._add_links, rows)
 
     async def household_around(self, nodes: Iterable[str], *, limit: int = 400) -> list[Link]:
         """Every household link reachable from ``nodes`` through joining links (bounded).
