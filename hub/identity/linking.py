@@ -63,7 +63,8 @@ class IdentityLinker:
         self, identity: IdentityStore, digest: Digest, *, model: MatchModel | None = None
     ) -> None:
         self._identity = identity
-        self._digest = digest
+        self._keyed_digest = digest
+        self._digests: dict[tuple[str, str], str] = {}
         self._model = model
         self._index: PersonIndex | None = None
         self._mark: datetime | None = None
@@ -91,6 +92,18 @@ class IdentityLinker:
         if (mark := self._mark) is not None:
             self._opened = {k: v for k, v in self._opened.items() if v[2] >= mark}
 
+    def digest(self, system: str, value: str) -> str:
+        """The keyed digest of an identifier, computed once per batch.
+
+        Ingest digests a record's identifiers for its link keys and again for its person
+        record; the second is a look-up. The memo is emptied by ``flush`` and ``discard``,
+        so identifiers are held no longer than the batch.
+        """
+        digest = self._digests.get((system, value))
+        if digest is None:
+            digest = self._digests[system, value] = self._keyed_digest(system, value)
+        return digest
+
     def record_for(self, env: Envelope, keys: list[LinkKey]) -> PersonRecord:
         """The person record of an envelope: names normalised, identifiers as digests.
 
@@ -98,12 +111,12 @@ class IdentityLinker:
         the agency's subject reference, else of its strongest identifier, else of the event.
         """
         if env.subject:
-            local = f"ref:{self._digest(f'ref:{env.agency_id}', env.subject)[:40]}"
+            local = f"ref:{self.digest(f'ref:{env.agency_id}', env.subject)[:40]}"
         elif keys:
             local = f"{keys[0].system}:{keys[0].value[:40]}"
         else:
             local = f"event:{hashlib.sha256(env.id.encode()).hexdigest()[:40]}"
-        return record_from_person(env.person, f"{env.agency_id}:{local}", digest=self._digest)
+        return record_from_person(env.person, f"{env.agency_id}:{local}", digest=self.digest)
 
     def resolve(
         self, env: Envelope, keys: list[LinkKey], decision: LinkDecision | None, *, now: datetime
@@ -188,13 +201,14 @@ class IdentityLinker:
             if n.startswith("ch-"):
                 return n
             prefix = n.split(":", 1)[0]
-            return f"{prefix}:{self._digest('household', n)[:32]}"
+            return f"{prefix}:{self._keyed_digest('household', n)[:32]}"
 
         return Link(node(link.a), node(link.b), link.kind)
 
     async def flush(self, conn: AsyncConnection, *, now: datetime) -> int:
         """Write the batch's records, reviews and household links; returns reviews queued."""
         writes, self._writes = self._writes, _Writes()
+        self._digests.clear()
         sealed = await self._identity.save_records_in(conn, writes.records, now=now)
         records = {record.record_id: record for record, _ in writes.records}
         self._opened.update(
@@ -209,6 +223,7 @@ class IdentityLinker:
         """Forget the batch's pending writes and reload the index next time (the batch
         failed, so what it indexed may not be in the store)."""
         self._writes = _Writes()
+        self._digests.clear()
         self._index = None
         self._mark = None
         self._opened = {}

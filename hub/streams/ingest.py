@@ -232,7 +232,7 @@ class IngestProcessor:
             agency_id=env.agency_id,
             subject=env.subject,
         )
-        return [LinkKey(k.system, self._security.digest(k.system, k.value)) for k in keys]
+        return [LinkKey(k.system, self._linker.digest(k.system, k.value)) for k in keys]
 
     def _validate(self, record: ConsumedRecord, now: datetime) -> _Accepted:
         try:
