@@ -84,7 +84,8 @@ class IdentityLinker:
             self._index = PersonIndex(self._model)
         changed = await self._identity.records_since(conn, self._mark, opened=self._opened)
         for record, child_id, updated_at in changed:
-            self._index.add(record, child_id)
+            if not self._index.holds(record, child_id):  # e.g. what this process just wrote
+                self._index.add(record, child_id)
             if self._mark is None or updated_at > self._mark:
                 self._mark = updated_at
         if changed:
