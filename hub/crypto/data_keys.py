@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import and_, select, tuple_, update
+from sqlalchemy import and_, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -139,6 +139,12 @@ class ChildKeyStore:
         self._provider = provider
         self._clock = clock
         self._cache = _Cache(cache_size, cache_ttl_seconds, monotonic)
+        # Built once: constructing the statement cost more than running it, every batch.
+        self._select_keys = (
+            select(_T)
+            .where(_T.c.child_id.in_(bindparam("ids", expanding=True)))
+            .order_by(_T.c.child_id, _T.c.key_version)
+        )
 
     @property
     def cached(self) -> int:
@@ -160,11 +166,7 @@ class ChildKeyStore:
     async def _current_keys(
         self, conn: AsyncConnection, ids: list[str], *, cache: bool
     ) -> dict[str, DataKey]:
-        rows = (
-            await conn.execute(
-                select(_T).where(_T.c.child_id.in_(ids)).order_by(_T.c.child_id, _T.c.key_version)
-            )
-        ).all()
+        rows = (await conn.execute(self._select_keys, {"ids": ids})).all()
         newest: dict[str, Any] = {}
         for row in rows:
             newest[row.child_id] = row

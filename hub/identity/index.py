@@ -138,6 +138,15 @@ class PersonIndex:
         for identifier in record.identifiers:
             self._identifiers.setdefault(identifier, child_id)
 
+    def holds(self, record: PersonRecord, child_id: str) -> bool:
+        """Whether this very record (equal in every field) is indexed under ``child_id``."""
+        position = self._position.get(record.record_id)
+        return (
+            position is not None
+            and self._child_of[position] == child_id
+            and self._records[position] == record
+        )
+
     def remove(self, record_id: str) -> None:
         """Forget a record (its blocking entries are skipped from now on)."""
         position = self._position.pop(record_id)

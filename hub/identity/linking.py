@@ -10,7 +10,8 @@ links. Everything is written in ingest's own transaction.
 
 The index lives in the ingest process, loaded from the store on first use and refreshed
 before each batch with the records changed since (other ingest processes' records, and
-merges decided through the review API).
+merges decided through the review API). The rows a refresh can read again (the process's own
+last writes among them) are remembered with their sealed text, so they are not unsealed twice.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from hub.identity.households import Link, links_from_person
 from hub.identity.index import Candidate, PersonIndex
 from hub.identity.records import PersonRecord, record_from_person
 from hub.identity.scoring import Band, MatchModel
-from hub.identity.store import IdentityStore, Review, pending_review
+from hub.identity.store import IdentityStore, OpenedRecords, Review, pending_review
 from hub.observability import get_logger
 
 __all__ = ["IdentityLinker", "Resolution"]
@@ -62,23 +63,47 @@ class IdentityLinker:
         self, identity: IdentityStore, digest: Digest, *, model: MatchModel | None = None
     ) -> None:
         self._identity = identity
-        self._digest = digest
+        self._keyed_digest = digest
+        self._digests: dict[tuple[str, str], str] = {}
         self._model = model
         self._index: PersonIndex | None = None
         self._mark: datetime | None = None
         self._writes = _Writes()
+        self._opened: OpenedRecords = {}
+        """Sealed rows a refresh may read again (the last writes, and rows at the mark).
+
+        Invalidation: an entry stands in for a row only while the row's sealed text is
+        byte-identical (a fresh nonce per seal, so any other write differs and is opened);
+        entries older than the mark are dropped (a refresh reads nothing older); ``discard``
+        clears it. The row's child always comes from the store, never from here.
+        """
 
     async def refresh(self, conn: AsyncConnection) -> None:
         """Bring the index up to date with the store (the whole store the first time)."""
         if self._index is None:
             self._index = PersonIndex(self._model)
-        changed = await self._identity.records_since(conn, self._mark)
+        changed = await self._identity.records_since(conn, self._mark, opened=self._opened)
         for record, child_id, updated_at in changed:
-            self._index.add(record, child_id)
+            if not self._index.holds(record, child_id):  # e.g. what this process just wrote
+                self._index.add(record, child_id)
             if self._mark is None or updated_at > self._mark:
                 self._mark = updated_at
         if changed:
             log.debug("identity.index_refreshed", changed=len(changed), indexed=len(self._index))
+        if (mark := self._mark) is not None:
+            self._opened = {k: v for k, v in self._opened.items() if v[2] >= mark}
+
+    def digest(self, system: str, value: str) -> str:
+        """The keyed digest of an identifier, computed once per batch.
+
+        Ingest digests a record's identifiers for its link keys and again for its person
+        record; the second is a look-up. The memo is emptied by ``flush`` and ``discard``,
+        so identifiers are held no longer than the batch.
+        """
+        digest = self._digests.get((system, value))
+        if digest is None:
+            digest = self._digests[system, value] = self._keyed_digest(system, value)
+        return digest
 
     def record_for(self, env: Envelope, keys: list[LinkKey]) -> PersonRecord:
         """The person record of an envelope: names normalised, identifiers as digests.
@@ -87,12 +112,12 @@ class IdentityLinker:
         the agency's subject reference, else of its strongest identifier, else of the event.
         """
         if env.subject:
-            local = f"ref:{self._digest(f'ref:{env.agency_id}', env.subject)[:40]}"
+            local = f"ref:{self.digest(f'ref:{env.agency_id}', env.subject)[:40]}"
         elif keys:
             local = f"{keys[0].system}:{keys[0].value[:40]}"
         else:
             local = f"event:{hashlib.sha256(env.id.encode()).hexdigest()[:40]}"
-        return record_from_person(env.person, f"{env.agency_id}:{local}", digest=self._digest)
+        return record_from_person(env.person, f"{env.agency_id}:{local}", digest=self.digest)
 
     def resolve(
         self, env: Envelope, keys: list[LinkKey], decision: LinkDecision | None, *, now: datetime
@@ -177,14 +202,19 @@ class IdentityLinker:
             if n.startswith("ch-"):
                 return n
             prefix = n.split(":", 1)[0]
-            return f"{prefix}:{self._digest('household', n)[:32]}"
+            return f"{prefix}:{self._keyed_digest('household', n)[:32]}"
 
         return Link(node(link.a), node(link.b), link.kind)
 
     async def flush(self, conn: AsyncConnection, *, now: datetime) -> int:
         """Write the batch's records, reviews and household links; returns reviews queued."""
         writes, self._writes = self._writes, _Writes()
-        await self._identity.save_records_in(conn, writes.records, now=now)
+        self._digests.clear()
+        sealed = await self._identity.save_records_in(conn, writes.records, now=now)
+        records = {record.record_id: record for record, _ in writes.records}
+        self._opened.update(
+            (record_id, (text, records[record_id], now)) for record_id, text in sealed.items()
+        )
         for review in writes.reviews:
             await self._identity.queue_review_in(conn, review)
         await self._identity.add_household_links_in(conn, writes.links, now=now)
@@ -194,5 +224,7 @@ class IdentityLinker:
         """Forget the batch's pending writes and reload the index next time (the batch
         failed, so what it indexed may not be in the store)."""
         self._writes = _Writes()
+        self._digests.clear()
         self._index = None
         self._mark = None
+        self._opened = {}

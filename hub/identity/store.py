@@ -14,7 +14,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -31,6 +31,7 @@ __all__ = [
     "Decision",
     "IdentityStore",
     "MergeNotFound",
+    "OpenedRecords",
     "Review",
     "ReviewAlreadyDecided",
     "ReviewNotFound",
@@ -130,6 +131,10 @@ def _matching_data(record: PersonRecord) -> dict[str, Any]:
     }
 
 
+OpenedRecords = dict[str, tuple[str, PersonRecord, datetime]]
+"""Record id -> (sealed ``features`` text, the record it opens to, the row's update time)."""
+
+
 class IdentityStore:
     """Identity tables over one async engine."""
 
@@ -137,6 +142,20 @@ class IdentityStore:
         self.engine = engine
         self._sealer = sealer
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        # Ingest's per-batch statements, built once (building them cost more than running).
+        upsert = self._insert(person_records)
+        self._upsert_records = upsert.on_conflict_do_update(
+            index_elements=["record_id"],
+            set_={
+                c.name: upsert.excluded[c.name]
+                for c in person_records.c
+                if c.name not in ("record_id", "child_id")
+            },
+        )
+        by_update = select(person_records).order_by(person_records.c.updated_at)
+        self._records_all = by_update
+        self._records_since = by_update.where(person_records.c.updated_at >= bindparam("since"))
+        self._add_links = self._insert(household_links).on_conflict_do_nothing()
 
     # -- person records --------------------------------------------------------------------
     async def _rows(
@@ -222,34 +241,53 @@ class IdentityStore:
         items: Sequence[tuple[PersonRecord, str]],
         *,
         now: datetime,
-    ) -> None:
+    ) -> dict[str, str]:
         """Upsert records seen by ingest, in the caller's transaction.
 
         A record already held keeps its child (a reviewed merge or un-merge decides that,
-        not the next event); its features are refreshed.
+        not the next event); its features are refreshed. Returns each record's stored
+        ``features`` text (sealed: unique to this write), for ``records_since(opened=...)``.
         """
         rows = await self._rows(conn, items, now)
         if not rows:
-            return
-        stmt = self._insert(person_records)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["record_id"],
-            set_={k: stmt.excluded[k] for k in rows[0] if k not in ("record_id", "child_id")},
-        )
-        await conn.execute(stmt, rows)
+            return {}
+        await conn.execute(self._upsert_records, rows)
+        return {row["record_id"]: row["features"] for row in rows}
 
     async def records_since(
-        self, conn: AsyncConnection, since: datetime | None
+        self,
+        conn: AsyncConnection,
+        since: datetime | None,
+        *,
+        opened: OpenedRecords | None = None,
     ) -> list[tuple[PersonRecord, str, datetime]]:
-        """Records (with their child and update time) changed at or after ``since``."""
-        query = select(person_records).order_by(person_records.c.updated_at)
-        if since is not None:
-            query = query.where(person_records.c.updated_at >= since)
-        rows = (await conn.execute(query)).all()
-        return [
-            (await self._record(row), row.child_id, as_utc(row.updated_at))  # type: ignore[misc]
-            for row in rows
-        ]
+        """Records (with their child and update time) changed at or after ``since``.
+
+        ``opened`` maps record ids to (sealed ``features`` text, the record it holds, update
+        time): a sealed row still holding exactly that text is not opened again, and each
+        sealed row read is entered in it (unsealed rows are always read). Every seal has a
+        fresh random nonce, so equal text means the very write the record came from; any
+        other write (another process, a re-seal) differs and is opened. The child is always
+        the row's, never the map's.
+        """
+        if since is None:
+            rows = (await conn.execute(self._records_all)).all()
+        else:
+            rows = (await conn.execute(self._records_since, {"since": since})).all()
+        out: list[tuple[PersonRecord, str, datetime]] = []
+        for row in rows:
+            updated_at = as_utc(row.updated_at)
+            assert updated_at is not None  # the column is not nullable
+            sealed = is_sealed_record(row.features)
+            hit = opened.get(row.record_id) if opened is not None and sealed else None
+            if hit is not None and hit[0] == row.features:
+                record = hit[1]
+            else:
+                record = await self._record(row)
+            if opened is not None and sealed:
+                opened[row.record_id] = (row.features, record, updated_at)
+            out.append((record, row.child_id, updated_at))
+        return out
 
     async def load_index(self, model: MatchModel | None = None) -> PersonIndex:
         """Build the in-memory index from every persisted record."""
@@ -462,8 +500,7 @@ class IdentityStore:
             }
             for x, event_id in first.items()
         ]
-        stmt = self._insert(household_links).on_conflict_do_nothing()
-        await conn.execute(stmt, rows)
+        await conn.execute(self._add_links, rows)
 
     async def household_around(self, nodes: Iterable[str], *, limit: int = 400) -> list[Link]:
         """Every household link reachable from ``nodes`` through joining links (bounded).

@@ -139,8 +139,13 @@ class IngestProcessor:
         now = self._clock()
         pending: list[asyncio.Future[Any]] = []
         accepted: list[_Accepted] = []
+        # Counted per topic, once a batch: a labelled child per record was ~2% of ingest.
+        per_topic: dict[str, int] = {}
         for record in records:
-            self._metrics.events_in.labels(PROCESSOR, record.topic).inc()
+            per_topic[record.topic] = per_topic.get(record.topic, 0) + 1
+        for topic, count in per_topic.items():
+            self._metrics.events_in.labels(PROCESSOR, topic).inc(count)
+        for record in records:
             try:
                 accepted.append(self._validate(record, now))
             except _Rejected as rejected:
@@ -232,7 +237,7 @@ class IngestProcessor:
             agency_id=env.agency_id,
             subject=env.subject,
         )
-        return [LinkKey(k.system, self._security.digest(k.system, k.value)) for k in keys]
+        return [LinkKey(k.system, self._linker.digest(k.system, k.value)) for k in keys]
 
     def _validate(self, record: ConsumedRecord, now: datetime) -> _Accepted:
         try:

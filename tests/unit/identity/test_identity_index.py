@@ -234,3 +234,23 @@ class TestScored:
         )
         assert short.candidates == whole.candidates[:kept]
         assert len(whole.candidates) == 5  # every indexed child: each shortlist cuts some
+
+
+class TestHolds:
+    """``holds`` says whether a record, as it is, is indexed under a child."""
+
+    def test_equal_record_under_its_child(self, index: PersonIndex) -> None:
+        """An equal record (another object) under the same child is held."""
+        again = rec(
+            "health|pt-1", "Jayden", "Smith", date(2016, 5, 4), identifiers=[("nhs", "9990001138")]
+        )
+        assert again is not JAYDEN
+        assert index.holds(again, "ch-jayden")
+
+    def test_other_child_changed_record_or_unknown_id_is_not(self, index: PersonIndex) -> None:
+        """Another child, changed features or an unindexed record id are not held."""
+        renamed = rec("health|pt-1", "Jayden", "Smyth", date(2016, 5, 4))
+        unknown = rec("health|pt-9", "Jayden", "Smith", date(2016, 5, 4))
+        assert not index.holds(JAYDEN, "ch-amelia")
+        assert not index.holds(renamed, "ch-jayden")
+        assert not index.holds(unknown, "ch-jayden")
