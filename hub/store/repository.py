@@ -11,10 +11,10 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import and_, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -417,6 +417,31 @@ class SqlStore:
         query = select(*columns).where(narrative_entries.c.child_id.in_(ids))
         if not include_superseded:
             query = query.where(narrative_entries.c.status.in_(sorted(EntryStatus.SHOWN)))
+        return await self._entries(query, texts=texts)
+
+    async def narrative_of_kinds(
+        self,
+        child_ids: Sequence[str],
+        *,
+        families: Iterable[str],
+        agency_kinds: Iterable[str],
+    ) -> list[StoredEntry]:
+        """The shown entries of these children that are of one of ``families`` or come from
+        an agency of one of ``agency_kinds``, with their texts, in story order.
+
+        The few entries a child's situation is read from, without the many others: a
+        caller that needs only the situation reads these instead of the whole narrative.
+        """
+        c = narrative_entries.c
+        query = select(narrative_entries).where(
+            c.child_id.in_(list(child_ids)),
+            c.status.in_(sorted(EntryStatus.SHOWN)),
+            or_(c.family.in_(sorted(families)), c.agency_kind.in_(sorted(agency_kinds))),
+        )
+        return await self._entries(query, texts=True)
+
+    async def _entries(self, query: Select[Any], *, texts: bool) -> list[StoredEntry]:
+        """Run a ``narrative_entries`` query in story order, as stored entries."""
         query = query.order_by(
             narrative_entries.c.occurred_at,
             narrative_entries.c.recorded_at,
