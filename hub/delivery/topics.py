@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,7 @@ from hub.governance.read_path import PreparedRead
 from hub.observability import get_logger
 from hub.settings import Settings
 from hub.sharing import ChildStatus, Decision, EventFacts, Milestone, decide, redact
+from hub.store.reading import shared_reads
 from hub.streams.records import Publish
 from hub.streams.topics import TopicSpec
 
@@ -167,21 +169,39 @@ class TopicDeliveryProcessor:
         self._publish = publish
         self._clock = clock
 
+    def reading(self) -> AbstractAsyncContextManager[None]:
+        """A block in which this task's reads share one connection (``shared_reads``): a
+        caller reading the children's snapshots runs ``prepare`` in the same block."""
+        return shared_reads(self._store.engine)
+
     async def handle_batch(self, events: Sequence[DeliveryEvent]) -> DeliveryCounts:
         """Deliver one batch; returns after the broker has every copy and the ledger and audit
         trail record them (the caller commits its Kafka offsets only then)."""
+        async with self.reading():
+            prepared = await self.prepare(events)
+        return await self.deliver(events, prepared)
+
+    async def prepare(self, events: Sequence[DeliveryEvent]) -> dict[str, PreparedRead]:
+        """The governance context of each child of the batch (from its first event), read
+        for every subscriber at once; nothing when there is no topic subscriber."""
+        if not self._subscribers:
+            return {}
+        first: dict[str, DeliveryEvent] = {}
+        for event in events:
+            first.setdefault(event.child_id, event)
+        return await prepare_many(self._gov, first, actor=DELIVERY_ACTOR)
+
+    async def deliver(
+        self, events: Sequence[DeliveryEvent], prepared: Mapping[str, PreparedRead]
+    ) -> DeliveryCounts:
+        """``handle_batch`` with the children's contexts already ``prepare``d (outside any
+        shared reads' block: this writes)."""
         now = self._clock()
-        prepared: dict[str, PreparedRead] = {}
         permitted: list[tuple[Subscriber, DeliveryEvent, EventFacts, Decision, PreparedRead]] = []
         denied = duplicates = 0
         # Decisions not to share are audited too (one record per subscriber and child), so a
         # rules dry-run can show the deliveries a change would add.
         withheld: dict[tuple[str, str], list[tuple[str, EventFacts, Decision]]] = {}
-        if self._subscribers:  # each child's context from its first event, for the batch
-            first: dict[str, DeliveryEvent] = {}
-            for event in events:
-                first.setdefault(event.child_id, event)
-            prepared = await prepare_many(self._gov, first, actor=DELIVERY_ACTOR)
         for event in events:
             facts = EventFacts.of(event.envelope)
             for sub in self._subscribers:
