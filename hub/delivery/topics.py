@@ -12,7 +12,6 @@ partners de-duplicate on the ``x-event-id`` header).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -135,7 +134,7 @@ def delivery_entry(
 ) -> AuditEntry:
     """The audit record of one delivery: who, agency, purpose, child, events, rules, bases."""
     glass = prepared.break_glass
-    entry = decisions_entry(
+    return decisions_entry(
         action=action,
         who=subscriber.who,
         request=subscriber.request,
@@ -145,8 +144,8 @@ def delivery_entry(
         pack_version=prepared.pack.version,
         break_glass_id=None if glass is None else glass.break_glass_id,
         justification_sha256=None if glass is None else glass.justification_sha256,
+        extra=extra,
     )
-    return dataclasses.replace(entry, extra=dict(extra))
 
 
 class TopicDeliveryProcessor:
