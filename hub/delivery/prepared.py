@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, cast
 
-from sqlalchemy import literal, select, union
+from sqlalchemy import bindparam, literal, select, union
 
 from hub.governance import Governance
 from hub.governance.audit import Actor
@@ -33,6 +33,17 @@ __all__ = ["ChildFacts", "prepare_many"]
 
 
 _GLASS, _CONSENT = "break_glass", "consent"
+_HOLDERS = union(
+    select(literal(_GLASS).label("held"), break_glass.c.child_id).where(
+        break_glass.c.child_id.in_(bindparam("ids", expanding=True)),
+        break_glass.c.sub == bindparam("sub"),
+    ),
+    select(literal(_CONSENT).label("held"), consents.c.child_id).where(
+        consents.c.child_id.in_(bindparam("ids", expanding=True))
+    ),
+)
+"""Which children hold any break-glass of an actor, and which any consent decision (the
+children's ids and the actor's ``sub`` as parameters, so the statement is built once)."""
 
 
 class ChildFacts(Protocol):
@@ -102,15 +113,9 @@ async def _holders(
 ) -> tuple[set[str], set[str]]:
     """The children with any break-glass of ``actor``, and those with any consent decision
     (one statement for both)."""
-    glass = select(literal(_GLASS).label("held"), break_glass.c.child_id).where(
-        break_glass.c.child_id.in_(child_ids), break_glass.c.sub == actor.sub
-    )
-    decided = select(literal(_CONSENT).label("held"), consents.c.child_id).where(
-        consents.c.child_id.in_(child_ids)
-    )
     found: dict[str, set[str]] = {_GLASS: set(), _CONSENT: set()}
     async with reads(gov.consents.engine) as conn:
-        for row in await conn.execute(union(glass, decided)):
+        for row in await conn.execute(_HOLDERS, {"ids": list(child_ids), "sub": actor.sub}):
             found[row.held].add(row.child_id)
     return found[_GLASS], found[_CONSENT]
 

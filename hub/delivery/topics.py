@@ -201,6 +201,7 @@ class TopicDeliveryProcessor:
         # Decisions not to share are audited too (one record per subscriber and child), so a
         # rules dry-run can show the deliveries a change would add.
         withheld: dict[tuple[str, str], list[tuple[str, EventFacts, Decision]]] = {}
+        say = log.bind()  # resolved once a batch: the lazy module logger binds on every call
         for event in events:
             facts = EventFacts.of(event.envelope)
             for sub in self._subscribers:
@@ -213,7 +214,7 @@ class TopicDeliveryProcessor:
                 withheld.setdefault((sub.id, event.child_id), []).append(
                     (event.envelope.id, facts, decision)
                 )
-                log.debug(
+                say.debug(
                     "delivery.not_permitted",
                     subscriber_id=sub.id,
                     event_id=event.envelope.id,
@@ -242,7 +243,7 @@ class TopicDeliveryProcessor:
         if sent or withheld:
             await self._record(sent, self._withheld_entries(withheld, prepared))
         for s in sent:
-            log.info(
+            say.info(
                 "delivery.pushed",
                 delivery_id=s.row.delivery_id,
                 subscriber_id=s.subscriber.id,
