@@ -15,8 +15,10 @@ narrative role on a shared box (``bench/alert_latency.py`` measures the whole hu
    The figures are the process's CPU time per event (the SQLite worker thread included), the
    main thread's share, wall time, and the store's rows after.
 
-Run it from the tree to measure (its ``hub`` is imported); run two trees alternately and
-compare the lowest of a few runs, since other work on the box inflates CPU time.
+It measures the ``hub`` of the current directory (put first on ``sys.path``, ahead of the
+installed project), so run it from the root of the tree to measure; to compare two trees,
+run it from each alternately and compare the lowest of a few runs, since other work on the
+box inflates CPU time.
 
 Usage::
 
@@ -42,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, os.getcwd())  # the tree measured: the one this is run from
 
 from pipeline import build_load, signed_value
 from sqlalchemy import func, select

@@ -28,7 +28,15 @@ from hub.governance.audit import Actor, AuditAction, AuditEntry, decisions_entry
 from hub.governance.read_path import PreparedRead
 from hub.observability import get_logger
 from hub.settings import Settings
-from hub.sharing import ChildStatus, Decision, EventFacts, Milestone, decide, redact
+from hub.sharing import (
+    AccessRequest,
+    ChildStatus,
+    Decision,
+    EventFacts,
+    Milestone,
+    decide,
+    redact,
+)
 from hub.store.reading import shared_reads
 from hub.streams.records import Publish
 from hub.streams.topics import TopicSpec
@@ -131,13 +139,15 @@ def delivery_entry(
     prepared: PreparedRead,
     decisions: Sequence[tuple[str, EventFacts, Decision]],
     extra: Mapping[str, Any],
+    request: AccessRequest | None = None,
 ) -> AuditEntry:
-    """The audit record of one delivery: who, agency, purpose, child, events, rules, bases."""
+    """The audit record of one delivery: who, agency, purpose, child, events, rules, bases
+    (``request``: the subscriber's, when the caller holds it already)."""
     glass = prepared.break_glass
     return decisions_entry(
         action=action,
         who=subscriber.who,
-        request=subscriber.request,
+        request=subscriber.request if request is None else request,
         child_id=child_id,
         child=prepared.child,
         decisions=decisions,
@@ -202,11 +212,13 @@ class TopicDeliveryProcessor:
         # rules dry-run can show the deliveries a change would add.
         withheld: dict[tuple[str, str], list[tuple[str, EventFacts, Decision]]] = {}
         say = log.bind()  # resolved once a batch: the lazy module logger binds on every call
+        # Each subscriber's requester built once a batch (``Subscriber.request`` makes one).
+        requests = {s.id: s.request for s in self._subscribers} if events else {}
         for event in events:
             facts = EventFacts.of(event.envelope)
             for sub in self._subscribers:
                 ready = prepared[event.child_id]
-                decision = decide(sub.request, facts, ready.child, ready.pack, now=now)
+                decision = decide(requests[sub.id], facts, ready.child, ready.pack, now=now)
                 if decision.permitted:
                     permitted.append((sub, event, facts, decision, ready))
                     continue
@@ -241,7 +253,7 @@ class TopicDeliveryProcessor:
             sent.append(await self._send(sub, event, facts, decision, ready, row))
         await asyncio.gather(*(s.future for s in sent))  # the broker has every copy
         if sent or withheld:
-            await self._record(sent, self._withheld_entries(withheld, prepared))
+            await self._record(sent, self._withheld_entries(withheld, prepared, requests), requests)
         for s in sent:
             say.info(
                 "delivery.pushed",
@@ -290,6 +302,7 @@ class TopicDeliveryProcessor:
         self,
         withheld: Mapping[tuple[str, str], list[tuple[str, EventFacts, Decision]]],
         prepared: Mapping[str, PreparedRead],
+        requests: Mapping[str, AccessRequest],
     ) -> list[AuditEntry]:
         by_id = {s.id: s for s in self._subscribers}
         return [
@@ -300,11 +313,17 @@ class TopicDeliveryProcessor:
                 prepared=prepared[child_id],
                 decisions=decisions,
                 extra={"subscriber_id": sub_id},
+                request=requests[sub_id],
             )
             for (sub_id, child_id), decisions in sorted(withheld.items())
         ]
 
-    async def _record(self, sent: Sequence[_Sent], withheld: Sequence[AuditEntry] = ()) -> None:
+    async def _record(
+        self,
+        sent: Sequence[_Sent],
+        withheld: Sequence[AuditEntry],
+        requests: Mapping[str, AccessRequest],
+    ) -> None:
         """Mark every copy delivered and audit it (and the decisions not to share), in one
         transaction."""
         entries = [
@@ -319,6 +338,7 @@ class TopicDeliveryProcessor:
                     "delivery_id": s.row.delivery_id,
                     "topic": s.topic,
                 },
+                request=requests[s.subscriber.id],
             )
             for s in sent
         ]
