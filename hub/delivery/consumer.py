@@ -2,7 +2,8 @@
 
 Each record is opened with the child's data key and validated as the projector does (or taken
 as the projector already opened it, when it runs first on the same batch); the snapshots
-(statuses, involved agencies, milestones) of the batch's children are read in one call. A record
+(statuses, involved agencies, milestones) of the batch's children are read in one call, and
+their governance context with them, on one shared connection. A record
 that cannot be opened (invalid, erased child) is skipped: the narrative projector
 dead-letters invalid records, and an erased child's events must never leave the hub.
 """
@@ -60,20 +61,23 @@ class DeliveryConsumer:
                 done = await self._open(record)
             if done is not None:
                 opened_here.append(done)
-        # Every child of the batch read at once (a trickle's batch is nearly a child an event).
-        snapshots = await self._snapshots([child_id for child_id, _ in opened_here])
-        events = [
-            DeliveryEvent(
-                child_id=child_id,
-                envelope=envelope,
-                statuses=snapshots[child_id].statuses,
-                involved_agencies=snapshots[child_id].involved_agencies,
-                milestones=snapshots[child_id].milestones,
-                significant_harm=snapshots[child_id].significant_harm,
-            )
-            for child_id, envelope in opened_here
-        ]
-        return await self._processor.handle_batch(events)
+        # Every child of the batch read at once (a trickle's batch is nearly a child an event),
+        # with the governance context of each, on one connection.
+        async with self._processor.reading():
+            snapshots = await self._snapshots([child_id for child_id, _ in opened_here])
+            events = [
+                DeliveryEvent(
+                    child_id=child_id,
+                    envelope=envelope,
+                    statuses=snapshots[child_id].statuses,
+                    involved_agencies=snapshots[child_id].involved_agencies,
+                    milestones=snapshots[child_id].milestones,
+                    significant_harm=snapshots[child_id].significant_harm,
+                )
+                for child_id, envelope in opened_here
+            ]
+            prepared = await self._processor.prepare(events)
+        return await self._processor.deliver(events, prepared)
 
     async def _open(self, record: ConsumedRecord) -> tuple[str, Envelope] | None:
         """The record's child and validated envelope; None (logged) if it cannot be opened."""

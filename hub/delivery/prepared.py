@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, cast
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, literal, select, union
 
 from hub.governance import Governance
 from hub.governance.audit import Actor
@@ -27,8 +27,23 @@ from hub.governance.read_path import PreparedRead, prepare_read
 from hub.governance.rules_store import StoredPack
 from hub.governance.tables import break_glass, consents
 from hub.sharing import ChildStatus, ConsentRecord, Milestone
+from hub.store.reading import reads
 
 __all__ = ["ChildFacts", "prepare_many"]
+
+
+_GLASS, _CONSENT = "break_glass", "consent"
+_HOLDERS = union(
+    select(literal(_GLASS).label("held"), break_glass.c.child_id).where(
+        break_glass.c.child_id.in_(bindparam("ids", expanding=True)),
+        break_glass.c.sub == bindparam("sub"),
+    ),
+    select(literal(_CONSENT).label("held"), consents.c.child_id).where(
+        consents.c.child_id.in_(bindparam("ids", expanding=True))
+    ),
+)
+"""Which children hold any break-glass of an actor, and which any consent decision (the
+children's ids and the actor's ``sub`` as parameters, so the statement is built once)."""
 
 
 class ChildFacts(Protocol):
@@ -96,15 +111,13 @@ class _Fetched:
 async def _holders(
     gov: Governance, child_ids: Collection[str], actor: Actor
 ) -> tuple[set[str], set[str]]:
-    """The children with any break-glass of ``actor``, and those with any consent decision."""
-    glass = select(break_glass.c.child_id).where(
-        break_glass.c.child_id.in_(child_ids), break_glass.c.sub == actor.sub
-    )
-    decided = select(consents.c.child_id).where(consents.c.child_id.in_(child_ids))
-    async with gov.consents.engine.connect() as conn:
-        glass_ids = {r.child_id for r in await conn.execute(glass.distinct())}
-        consent_ids = {r.child_id for r in await conn.execute(decided.distinct())}
-    return glass_ids, consent_ids
+    """The children with any break-glass of ``actor``, and those with any consent decision
+    (one statement for both)."""
+    found: dict[str, set[str]] = {_GLASS: set(), _CONSENT: set()}
+    async with reads(gov.consents.engine) as conn:
+        for row in await conn.execute(_HOLDERS, {"ids": list(child_ids), "sub": actor.sub}):
+            found[row.held].add(row.child_id)
+    return found[_GLASS], found[_CONSENT]
 
 
 async def prepare_many(

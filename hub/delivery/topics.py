@@ -12,9 +12,9 @@ partners de-duplicate on the ``x-event-id`` header).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +28,16 @@ from hub.governance.audit import Actor, AuditAction, AuditEntry, decisions_entry
 from hub.governance.read_path import PreparedRead
 from hub.observability import get_logger
 from hub.settings import Settings
-from hub.sharing import ChildStatus, Decision, EventFacts, Milestone, decide, redact
+from hub.sharing import (
+    AccessRequest,
+    ChildStatus,
+    Decision,
+    EventFacts,
+    Milestone,
+    decide,
+    redact,
+)
+from hub.store.reading import shared_reads
 from hub.streams.records import Publish
 from hub.streams.topics import TopicSpec
 
@@ -130,21 +139,23 @@ def delivery_entry(
     prepared: PreparedRead,
     decisions: Sequence[tuple[str, EventFacts, Decision]],
     extra: Mapping[str, Any],
+    request: AccessRequest | None = None,
 ) -> AuditEntry:
-    """The audit record of one delivery: who, agency, purpose, child, events, rules, bases."""
+    """The audit record of one delivery: who, agency, purpose, child, events, rules, bases
+    (``request``: the subscriber's, when the caller holds it already)."""
     glass = prepared.break_glass
-    entry = decisions_entry(
+    return decisions_entry(
         action=action,
         who=subscriber.who,
-        request=subscriber.request,
+        request=subscriber.request if request is None else request,
         child_id=child_id,
         child=prepared.child,
         decisions=decisions,
         pack_version=prepared.pack.version,
         break_glass_id=None if glass is None else glass.break_glass_id,
         justification_sha256=None if glass is None else glass.justification_sha256,
+        extra=extra,
     )
-    return dataclasses.replace(entry, extra=dict(extra))
 
 
 class TopicDeliveryProcessor:
@@ -167,26 +178,47 @@ class TopicDeliveryProcessor:
         self._publish = publish
         self._clock = clock
 
+    def reading(self) -> AbstractAsyncContextManager[None]:
+        """A block in which this task's reads share one connection (``shared_reads``): a
+        caller reading the children's snapshots runs ``prepare`` in the same block."""
+        return shared_reads(self._store.engine)
+
     async def handle_batch(self, events: Sequence[DeliveryEvent]) -> DeliveryCounts:
         """Deliver one batch; returns after the broker has every copy and the ledger and audit
         trail record them (the caller commits its Kafka offsets only then)."""
+        async with self.reading():
+            prepared = await self.prepare(events)
+        return await self.deliver(events, prepared)
+
+    async def prepare(self, events: Sequence[DeliveryEvent]) -> dict[str, PreparedRead]:
+        """The governance context of each child of the batch (from its first event), read
+        for every subscriber at once; nothing when there is no topic subscriber."""
+        if not self._subscribers:
+            return {}
+        first: dict[str, DeliveryEvent] = {}
+        for event in events:
+            first.setdefault(event.child_id, event)
+        return await prepare_many(self._gov, first, actor=DELIVERY_ACTOR)
+
+    async def deliver(
+        self, events: Sequence[DeliveryEvent], prepared: Mapping[str, PreparedRead]
+    ) -> DeliveryCounts:
+        """``handle_batch`` with the children's contexts already ``prepare``d (outside any
+        shared reads' block: this writes)."""
         now = self._clock()
-        prepared: dict[str, PreparedRead] = {}
         permitted: list[tuple[Subscriber, DeliveryEvent, EventFacts, Decision, PreparedRead]] = []
         denied = duplicates = 0
         # Decisions not to share are audited too (one record per subscriber and child), so a
         # rules dry-run can show the deliveries a change would add.
         withheld: dict[tuple[str, str], list[tuple[str, EventFacts, Decision]]] = {}
-        if self._subscribers:  # each child's context from its first event, for the batch
-            first: dict[str, DeliveryEvent] = {}
-            for event in events:
-                first.setdefault(event.child_id, event)
-            prepared = await prepare_many(self._gov, first, actor=DELIVERY_ACTOR)
+        say = log.bind()  # resolved once a batch: the lazy module logger binds on every call
+        # Each subscriber's requester built once a batch (``Subscriber.request`` makes one).
+        requests = {s.id: s.request for s in self._subscribers} if events else {}
         for event in events:
             facts = EventFacts.of(event.envelope)
             for sub in self._subscribers:
                 ready = prepared[event.child_id]
-                decision = decide(sub.request, facts, ready.child, ready.pack, now=now)
+                decision = decide(requests[sub.id], facts, ready.child, ready.pack, now=now)
                 if decision.permitted:
                     permitted.append((sub, event, facts, decision, ready))
                     continue
@@ -194,7 +226,7 @@ class TopicDeliveryProcessor:
                 withheld.setdefault((sub.id, event.child_id), []).append(
                     (event.envelope.id, facts, decision)
                 )
-                log.debug(
+                say.debug(
                     "delivery.not_permitted",
                     subscriber_id=sub.id,
                     event_id=event.envelope.id,
@@ -221,9 +253,9 @@ class TopicDeliveryProcessor:
             sent.append(await self._send(sub, event, facts, decision, ready, row))
         await asyncio.gather(*(s.future for s in sent))  # the broker has every copy
         if sent or withheld:
-            await self._record(sent, self._withheld_entries(withheld, prepared))
+            await self._record(sent, self._withheld_entries(withheld, prepared, requests), requests)
         for s in sent:
-            log.info(
+            say.info(
                 "delivery.pushed",
                 delivery_id=s.row.delivery_id,
                 subscriber_id=s.subscriber.id,
@@ -270,6 +302,7 @@ class TopicDeliveryProcessor:
         self,
         withheld: Mapping[tuple[str, str], list[tuple[str, EventFacts, Decision]]],
         prepared: Mapping[str, PreparedRead],
+        requests: Mapping[str, AccessRequest],
     ) -> list[AuditEntry]:
         by_id = {s.id: s for s in self._subscribers}
         return [
@@ -280,11 +313,17 @@ class TopicDeliveryProcessor:
                 prepared=prepared[child_id],
                 decisions=decisions,
                 extra={"subscriber_id": sub_id},
+                request=requests[sub_id],
             )
             for (sub_id, child_id), decisions in sorted(withheld.items())
         ]
 
-    async def _record(self, sent: Sequence[_Sent], withheld: Sequence[AuditEntry] = ()) -> None:
+    async def _record(
+        self,
+        sent: Sequence[_Sent],
+        withheld: Sequence[AuditEntry],
+        requests: Mapping[str, AccessRequest],
+    ) -> None:
         """Mark every copy delivered and audit it (and the decisions not to share), in one
         transaction."""
         entries = [
@@ -299,6 +338,7 @@ class TopicDeliveryProcessor:
                     "delivery_id": s.row.delivery_id,
                     "topic": s.topic,
                 },
+                request=requests[s.subscriber.id],
             )
             for s in sent
         ]

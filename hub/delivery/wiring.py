@@ -91,7 +91,7 @@ def build_delivery(
         ),
         store=ledger,
         consumer=DeliveryConsumer(
-            processor=processor, cipher=security.cipher, snapshots=snapshots.many
+            processor=processor, cipher=security.cipher, snapshots=snapshots.situations
         ),
         dispatcher=dispatcher,
     )

@@ -471,9 +471,11 @@ def decisions_entry(
     break_glass_id: str | None = None,
     justification_sha256: str | None = None,
     columns: FactColumns | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> AuditEntry:
     """The entry for one read or delivery: every event's decision, permitted or not
-    (``columns``: the events' ``fact_columns``, when the caller keeps them)."""
+    (``columns``: the events' ``fact_columns``, when the caller keeps them; ``extra``: the
+    record's ids and codes)."""
     return AuditEntry(
         action=action,
         who=who,
@@ -490,4 +492,5 @@ def decisions_entry(
         child_facts=ChildFacts.of(child, request),
         break_glass_id=break_glass_id,
         justification_sha256=justification_sha256,
+        extra={} if extra is None else dict(extra),
     )

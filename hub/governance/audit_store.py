@@ -22,7 +22,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.governance.audit import GENESIS, AuditEntry, AuditRecord, canonical_json, record_hash
@@ -49,6 +49,18 @@ _LOGGED_ONE_BY_ONE = 8
 """Appends of more records than this log one event for them all (with the seq range)."""
 _INSERT_RECORD = audit_records.insert()
 _INSERT_CHECKPOINT = audit_checkpoints.insert()
+_LOCK_HEAD_SQLITE = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=audit_head.c.seq)
+    .returning(audit_head.c.seq, audit_head.c.hash)
+)
+_LOCK_HEAD = select(audit_head).where(audit_head.c.id == 1).with_for_update()
+_SET_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
+)
 _COLUMNS = ("action", "who", "role", "agency_id", "child_id", "effect")
 
 
@@ -271,19 +283,8 @@ class AuditTrail:
         commit together); the head stays locked until that transaction ends."""
         if not entries:
             return []
-        if conn.dialect.name == "sqlite":  # the write takes the lock and reads the head
-            head = (
-                await conn.execute(
-                    update(audit_head)
-                    .where(audit_head.c.id == 1)
-                    .values(seq=audit_head.c.seq)
-                    .returning(audit_head.c.seq, audit_head.c.hash)
-                )
-            ).one()
-        else:
-            head = (
-                await conn.execute(select(audit_head).where(audit_head.c.id == 1).with_for_update())
-            ).one()
+        sqlite = conn.dialect.name == "sqlite"  # the write takes the lock and reads the head
+        head = (await conn.execute(_LOCK_HEAD_SQLITE if sqlite else _LOCK_HEAD)).one()
         seq, prev = int(head.seq), str(head.hash)
         now = self._clock()
         at = now.astimezone(UTC)
@@ -328,12 +329,11 @@ class AuditTrail:
         await conn.execute(_INSERT_RECORD, rows)
         if checkpoints:
             await conn.execute(_INSERT_CHECKPOINT, checkpoints)
-        await conn.execute(
-            update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev)
-        )
+        await conn.execute(_SET_HEAD, {"b_seq": seq, "b_hash": prev})
         if len(made) <= _LOGGED_ONE_BY_ONE:
+            say = log.bind()  # resolved once: the lazy module logger binds on every call
             for record in made:
-                log.info(
+                say.info(
                     "audit.appended",
                     seq=record.seq,
                     action=record.action,

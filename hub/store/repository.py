@@ -11,10 +11,10 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import and_, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -122,6 +122,38 @@ _TEXTS_OF = select(
 ).where(narrative_entries.c.event_id.in_(bindparam("ids", expanding=True)))
 """Stored texts of entries by id (built once: a read runs it for every page)."""
 
+_STORY_ORDER = (
+    narrative_entries.c.occurred_at,
+    narrative_entries.c.recorded_at,
+    narrative_entries.c.event_id,
+)
+"""The order a story is told in: when things happened, then when recorded, then id."""
+
+_OF_KINDS = (
+    select(narrative_entries)
+    .where(
+        narrative_entries.c.child_id.in_(bindparam("ids", expanding=True)),
+        narrative_entries.c.status.in_(sorted(EntryStatus.SHOWN)),
+        or_(
+            narrative_entries.c.family.in_(bindparam("families", expanding=True)),
+            narrative_entries.c.agency_kind.in_(bindparam("kinds", expanding=True)),
+        ),
+    )
+    .order_by(*_STORY_ORDER)
+)
+"""Children's shown entries of some families or agency kinds (``narrative_of_kinds``)."""
+
+_POSITIONS = select(
+    projection_positions.c.topic,
+    projection_positions.c.partition,
+    projection_positions.c.next_offset,
+).where(projection_positions.c.projection == bindparam("projection"))
+
+_SUPERSEDING = select(
+    narrative_entries.c.event_id, narrative_entries.c.supersedes, narrative_entries.c.status
+).where(narrative_entries.c.supersedes.in_(bindparam("ids", expanding=True)))
+"""Stored entries that supersede any of these ids (corrections that arrived first)."""
+
 
 _KNOWN_CHILDREN = 100_000
 """Children ``SqlStore.child_exists`` remembers having seen (about 10 MB at most)."""
@@ -139,6 +171,22 @@ class SqlStore:
         self.engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._known: OrderedDict[str, None] = OrderedDict()  # children seen to exist
+        # The projector's per-batch statements, built once (their values are parameters):
+        # a statement object reused keeps its compiled form's cache key.
+        self._store_entries = (
+            self._insert(narrative_entries)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(narrative_entries.c.event_id)
+        )
+        versions = self._insert(narrative_versions)
+        self._bump = versions.on_conflict_do_update(
+            index_elements=["child_id"], set_={"version": narrative_versions.c.version + 1}
+        )
+        positions = self._insert(projection_positions)
+        self._save = positions.on_conflict_do_update(
+            index_elements=["projection", "topic", "partition"],
+            set_={"next_offset": positions.excluded.next_offset},
+        )
 
     # -- health ---------------------------------------------------------------------------
     async def ping(self) -> None:
@@ -248,13 +296,7 @@ class SqlStore:
     # -- narrative projection -------------------------------------------------------------
     async def positions(self, conn: AsyncConnection, projection: str) -> dict[tuple[str, int], int]:
         """Next offset to apply per (topic, partition) for a projection."""
-        rows = await conn.execute(
-            select(
-                projection_positions.c.topic,
-                projection_positions.c.partition,
-                projection_positions.c.next_offset,
-            ).where(projection_positions.c.projection == projection)
-        )
+        rows = await conn.execute(_POSITIONS, {"projection": projection})
         return {(r.topic, r.partition): r.next_offset for r in rows}
 
     async def apply_entries(
@@ -309,13 +351,8 @@ class SqlStore:
             }
             for i in fresh
         ]
-        stmt = (
-            self._insert(narrative_entries)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(narrative_entries.c.event_id)
-        )
         # RETURNING, not rowcount: a batch insert's rowcount is not reliable on asyncpg.
-        result = await conn.execute(stmt, rows)
+        result = await conn.execute(self._store_entries, rows)
         stored = len(result.all())
         touched = {i.entry.child_id for i in fresh}
         touched |= await self._apply_supersessions(conn, [i.entry for i in fresh])
@@ -327,11 +364,7 @@ class SqlStore:
         ids = sorted(set(child_ids))
         if not ids:
             return
-        upsert = self._insert(narrative_versions)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["child_id"], set_={"version": narrative_versions.c.version + 1}
-        )
-        await conn.execute(upsert, [{"child_id": c, "version": 1} for c in ids])
+        await conn.execute(self._bump, [{"child_id": c, "version": 1} for c in ids])
 
     async def narrative_stamp(self, child_ids: Sequence[str]) -> tuple[int, ...]:
         """The narrative version of each child, in order (0 for a child never written):
@@ -348,13 +381,8 @@ class SqlStore:
     async def _save_positions(
         self, conn: AsyncConnection, projection: str, positions: dict[tuple[str, int], int]
     ) -> None:
-        upsert = self._insert(projection_positions)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["projection", "topic", "partition"],
-            set_={"next_offset": upsert.excluded.next_offset},
-        )
         await conn.execute(
-            upsert,
+            self._save,
             [
                 {"projection": projection, "topic": t, "partition": p, "next_offset": o}
                 for (t, p), o in sorted(positions.items())
@@ -375,13 +403,7 @@ class SqlStore:
         # A correction or retraction stored before the record it supersedes (a late record).
         ids = [e.event_id for e in entries]
         for chunk in _chunks(ids):
-            earlier = await conn.execute(
-                select(
-                    narrative_entries.c.event_id,
-                    narrative_entries.c.supersedes,
-                    narrative_entries.c.status,
-                ).where(narrative_entries.c.supersedes.in_(chunk))
-            )
+            earlier = await conn.execute(_SUPERSEDING, {"ids": list(chunk)})
             for row in earlier.all():
                 touched |= await self._supersede(conn, row.supersedes, row.event_id, row.status)
         return touched
@@ -417,14 +439,31 @@ class SqlStore:
         query = select(*columns).where(narrative_entries.c.child_id.in_(ids))
         if not include_superseded:
             query = query.where(narrative_entries.c.status.in_(sorted(EntryStatus.SHOWN)))
-        query = query.order_by(
-            narrative_entries.c.occurred_at,
-            narrative_entries.c.recorded_at,
-            narrative_entries.c.event_id,
-        )
+        return await self._entries(query.order_by(*_STORY_ORDER), {}, texts=texts)
+
+    async def narrative_of_kinds(
+        self,
+        child_ids: Sequence[str],
+        *,
+        families: Iterable[str],
+        agency_kinds: Iterable[str],
+    ) -> list[StoredEntry]:
+        """The shown entries of these children that are of one of ``families`` or come from
+        an agency of one of ``agency_kinds``, with their texts, in story order.
+
+        The few entries a child's situation is read from, without the many others: a
+        caller that needs only the situation reads these instead of the whole narrative.
+        """
+        params = {"ids": list(child_ids), "families": list(families), "kinds": list(agency_kinds)}
+        return await self._entries(_OF_KINDS, params, texts=True)
+
+    async def _entries(
+        self, query: Select[Any], params: dict[str, Any], *, texts: bool
+    ) -> list[StoredEntry]:
+        """The rows of a ``narrative_entries`` query as stored entries (texts: read too)."""
         tags: dict[str, tuple[str, ...]] = {}  # a child's entries share few sensitivity sets
         async with reads(self.engine) as conn:
-            rows = await conn.execute(query)
+            rows = await conn.execute(query, params)
             return [
                 StoredEntry(
                     event_id=r.event_id,

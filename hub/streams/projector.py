@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from hub.crypto.narrative import erased_entry, seal_entry
 from hub.crypto.runtime import HubSecurity
 from hub.domain.narrative import entry_for
 from hub.observability import Metrics, get_logger
+from hub.store.reading import reads, shared_reads
 from hub.store.repository import MergeChange, PositionedEntry, SqlStore
 from hub.streams.letters import sealed_dead_letter
 from hub.streams.records import ConsumedRecord, Publish
@@ -91,21 +93,29 @@ class NarrativeProjector:
         items: list[PositionedEntry] = []
         pending: list[asyncio.Future[Any]] = []
         now = self._clock()
-        # Opening needs keys from the store: done before the write transaction (SQLite has
-        # one writer); apply_entries checks the positions again inside it.
-        async with self._store.engine.connect() as conn:
-            done = await self._store.positions(conn, NARRATIVE_PROJECTION)
-        fresh = [r for r in records if r.offset >= done.get((r.topic, r.partition), 0)]
+        engine = self._store.engine
         merges: list[MergeChange] = []
-        for record in fresh:
-            self._metrics.events_in.labels(PROCESSOR, record.topic).inc()
-            try:
-                if IdentityHubEvent.is_one(record.value):
-                    merges.extend(_merge_change(record))
-                else:
-                    items.append(await self._entry(record, opened))
-            except _Unusable as bad:
-                pending.append(await self._dead_letter(record, bad.reason, bad.detail))
+        unusable: list[tuple[ConsumedRecord, _Unusable]] = []
+        # Opening needs keys from the store: done before the write transaction (SQLite has
+        # one writer), the positions and keys read on one connection; apply_entries checks
+        # the positions again inside it.
+        async with shared_reads(engine):
+            async with reads(engine) as conn:
+                done = await self._store.positions(conn, NARRATIVE_PROJECTION)
+            fresh = [r for r in records if r.offset >= done.get((r.topic, r.partition), 0)]
+            for topic, count in Counter(r.topic for r in fresh).items():
+                self._metrics.events_in.labels(PROCESSOR, topic).inc(count)
+            for record in fresh:
+                try:
+                    if IdentityHubEvent.is_one(record.value):
+                        merges.extend(_merge_change(record))
+                    else:
+                        items.append(await self._entry(record, opened))
+                except _Unusable as bad:
+                    unusable.append((record, bad))
+        # Sealing a dead letter may write its month's key: after the reads' block.
+        for record, bad in unusable:
+            pending.append(await self._dead_letter(record, bad.reason, bad.detail))
         # Dead letters confirmed before the positions that skip their records commit.
         await asyncio.gather(*pending)
         async with self._store.engine.begin() as conn:

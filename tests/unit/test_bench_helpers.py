@@ -1,4 +1,5 @@
-"""The pure helpers of bench/alert_latency.py and bench/narrative_read.py."""
+"""The pure helpers of bench/alert_latency.py, bench/narrative_read.py and
+bench/narrative_handler.py."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def _load(name: str) -> ModuleType:
 
 alert_latency = _load("alert_latency")
 narrative_read = _load("narrative_read")
+narrative_handler = _load("narrative_handler")
 
 
 class TestDue:
@@ -349,3 +351,22 @@ class TestBenchPeople:
             "family": "Benchbd",
             "born": "2008-01-14",
         }
+
+
+class TestHubRecords:
+    def test_hub_events_by_key_partition_with_their_own_offsets(self) -> None:
+        """Only hub.events records are kept; a key always lands on one partition, and each
+        partition's offsets count from 0 in publish order."""
+        sent = [
+            ("hub.events", b"a1", b"nhs:1"),
+            ("hub.dlq", b"x", b"dlq-1"),
+            ("hub.events", b"b1", b"nhs:2"),
+            ("hub.events", b"a2", b"nhs:1"),
+        ]
+        records = narrative_handler.hub_records(sent, "hub.events")
+        assert [r.value for r in records] == [b"a1", b"b1", b"a2"]
+        first, _, again = records
+        assert again.partition == first.partition
+        for partition in {r.partition for r in records}:
+            offsets = [r.offset for r in records if r.partition == partition]
+            assert offsets == list(range(len(offsets)))

@@ -8,13 +8,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy.event import listen
 from structlog.testing import capture_logs
 
 from hub.crypto.encryption import FieldCipher
 from hub.crypto.fakes import MemoryDataKeys
 from hub.delivery.consumer import DeliveryConsumer, ProjectThenDeliver
-from hub.delivery.context import ChildSnapshot
+from hub.delivery.context import ChildSnapshot, NarrativeChildFacts
 from hub.delivery.topics import DeliveryCounts
+from hub.store.repository import SqlStore
 from hub.streams.projector import OpenedEvents
 from hub.streams.records import ConsumedRecord
 from hub.streams.wire import SealedHubEvent
@@ -97,6 +99,28 @@ class TestDeliveryConsumer:
         ]
         assert skipped == [(0, "invalid"), (1, "erased")]
         assert [json.loads(v)["id"] for _, v, _, _ in world.publish.sent] == [police_concern(3).id]
+
+    async def test_reads_snapshots_and_context_on_one_connection(self, world: World) -> None:
+        """The batch's snapshots and its children's governance context are read on one
+        connection checked out once; the ledger and audit writes come after it."""
+        keys = MemoryDataKeys()
+        cipher = FieldCipher(keys)
+        engine = world.store.engine
+        situations = NarrativeChildFacts(SqlStore(engine), keys).situations
+        batch = [await record(cipher, CHILD, 0, 1), await record(cipher, OTHER_CHILD, 1, 2)]
+        checkouts: list[str] = []
+
+        async def snapshots(child_ids: Sequence[str]) -> dict[str, ChildSnapshot]:
+            checkouts.append("snapshots")
+            return await situations(child_ids)
+
+        consumer = DeliveryConsumer(processor=world.processor, cipher=cipher, snapshots=snapshots)
+        listen(engine.sync_engine.pool, "checkout", lambda *a: checkouts.append("checkout"))
+        listen(engine.sync_engine, "commit", lambda *a: checkouts.append("commit"))
+        counts = await consumer.handle_batch(batch)
+        assert counts.published == 2
+        # The shared reads (snapshots, then governance), then the ledger's first claim.
+        assert checkouts[: checkouts.index("commit")] == ["checkout", "snapshots", "checkout"]
 
 
 class TestProjectThenDeliver:

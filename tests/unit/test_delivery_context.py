@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +30,26 @@ class NoKeys:
         return []
 
 
+def agency_event(agency_id: str, kind: str, **overrides: Any) -> dict[str, Any]:
+    """An example envelope from ``agency_id`` (of ``kind``), with no sensitivity tags."""
+    return example_envelope(
+        agency_id=agency_id,
+        agency_kind=kind,
+        source=f"urn:agency:{agency_id}",
+        sensitivity=[],
+        lawful_basis="public_task",
+        **overrides,
+    )
+
+
 def plan_started() -> Envelope:
     """Children's services start a child-protection plan (invented child)."""
     return parse_envelope(
-        example_envelope(
+        agency_event(
+            "northshire-cs",
+            "childrens_services",
             type="involvement.started",
             id="northshire-cs:evt-0001",
-            agency_id="northshire-cs",
-            agency_kind="childrens_services",
-            source="urn:agency:northshire-cs",
-            sensitivity=[],
-            lawful_basis="public_task",
         )
     )
 
@@ -101,3 +111,61 @@ class TestNarrativeChildFacts:
         assert together[CHILD].significant_harm and not together[OTHER].significant_harm
         assert alone["child-unknown"] == ChildSnapshot()
         assert len(statements) == 2
+
+
+def school_concern() -> Envelope:
+    """A school raises a concern (invented child): the school is then involved."""
+    return parse_envelope(
+        agency_event("northshire-primary", "schools", id="northshire-primary:evt-0001")
+    )
+
+
+def strategy_meeting() -> Envelope:
+    """Children's services record a strategy meeting (a milestone; invented child)."""
+    envelope = agency_event(
+        "northshire-cs", "childrens_services", type="contact.recorded", id="northshire-cs:evt-0002"
+    )
+    envelope["data"]["contact_type"] = "strategy_meeting"
+    return parse_envelope(envelope)
+
+
+class TestSituations:
+    async def test_the_situation_many_gives_from_one_query(self, tmp_path: Path) -> None:
+        """``situations`` gives each child the statuses, involved agencies, milestones and
+        harm that ``many`` gives (no event facts), reading only the entries they come
+        from, in one query."""
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
+        await migrate(engine)
+        store = SqlStore(engine)
+        placed = [
+            (CHILD, plan_started()),
+            (CHILD, police_concern(1)),
+            (CHILD, strategy_meeting()),
+            (OTHER, police_concern(2)),
+            (OTHER, school_concern()),
+        ]
+        entries = [
+            PositionedEntry(entry_for(e, child), "hub.events", 0, n)
+            for n, (child, e) in enumerate(placed)
+        ]
+        facts = NarrativeChildFacts(store, NoKeys())  # type: ignore[arg-type]
+        statements: list[str] = []
+        wanted = [OTHER, CHILD, "child-unknown", CHILD]
+        try:
+            async with engine.begin() as conn:
+                await store.apply_entries(conn, "narrative", entries, now=NOW)
+            many = await facts.many(wanted)
+            event.listen(
+                engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2])
+            )
+            situations = await facts.situations(wanted)
+        finally:
+            await engine.dispose()
+        assert situations == {c: replace(s, events={}) for c, s in many.items()}
+        assert situations[CHILD].significant_harm and situations[CHILD].milestones
+        assert situations[OTHER].involved_agencies == frozenset({"northshire-primary"})
+        assert len(statements) == 1
+
+    async def test_no_children_no_query(self) -> None:
+        """No children asked for: an empty answer, the store untouched."""
+        assert await NarrativeChildFacts(None, NoKeys()).situations([]) == {}  # type: ignore[arg-type]
