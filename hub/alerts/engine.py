@@ -256,7 +256,8 @@ def _windows(
     within: timedelta,
     cause: str | None,
 ) -> list[tuple[str, tuple[Record, ...], datetime]]:
-    """Sticky windows: (occurrence key, records in the window, window start)."""
+    """Sticky windows: (occurrence key, records in the window, window start); ``items`` in
+    time order."""
 
     def holds(window: Sequence[Record]) -> bool:
         return len(window) >= min_count and len({r.agency_id for r in window}) >= min_agencies
@@ -279,9 +280,15 @@ def _windows(
             found.append((mark.occurrence_key, inside, mark.window_start))
             last_end = mark.window_end if last_end is None else max(last_end, mark.window_end)
     pool = [i for i in items if last_end is None or i.occurred_at > last_end]
-    first = 0
+    first = low = 0
     for j, item in enumerate(pool):
-        window = [i for i in pool[first : j + 1] if i.occurred_at >= item.occurred_at - within]
+        # ``items`` are in time order, so the records within ``within`` before this one are
+        # a run ending here; its start only moves forward (one pass, not one scan per record).
+        floor = item.occurred_at - within
+        low = max(low, first)
+        while low <= j and pool[low].occurred_at < floor:
+            low += 1
+        window = pool[low : j + 1]
         if holds(window):
             start = window[0].occurred_at
             found.append(

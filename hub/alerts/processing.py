@@ -69,8 +69,10 @@ class AlertProcessor:
         async with self._store.engine.begin() as conn:
             done = await self._store.positions(conn)
             fresh = [i for i in items if i.offset >= done.get((i.topic, i.partition), 0)]
-            states = await self._store.load_states(
-                conn, {i.facts.child_id for i in fresh if i.facts is not None}
+            states: dict[str, ChildAlertState] = {}
+            saved: dict[str, tuple[str, ...]] = {}  # household keys as loaded (indexed so)
+            await self._load(
+                conn, {i.facts.child_id for i in fresh if i.facts is not None}, states, saved
             )
             changed: dict[str, ChildAlertState] = {}
             for n, item in enumerate(fresh):
@@ -79,7 +81,10 @@ class AlertProcessor:
                 if item.facts is None:
                     continue
                 facts = item.facts
-                for child_id in [facts.child_id, *await self._household(conn, facts, states)]:
+                for child_id in [
+                    facts.child_id,
+                    *await self._household(conn, facts, states, saved),
+                ]:
                     state = states.get(child_id) or ChildAlertState(child_id=child_id)
                     new_state, produced = evaluate(
                         state, facts, self._rules, now=now, calendar=self._calendar
@@ -92,7 +97,7 @@ class AlertProcessor:
                 key = (item.topic, item.partition)
                 positions[key] = max(positions.get(key, 0), item.offset + 1)
             recorded = await self._store.apply(
-                conn, outcomes, positions=positions, states=changed, now=now
+                conn, outcomes, positions=positions, states=changed, indexed=saved, now=now
             )
         if recorded:
             self._store.changes.announce()  # committed: wake this process's alert streams
@@ -113,8 +118,29 @@ class AlertProcessor:
                 )
         return outcomes
 
+    async def _load(
+        self,
+        conn: AsyncConnection,
+        child_ids: set[str],
+        states: dict[str, ChildAlertState],
+        saved: dict[str, tuple[str, ...]],
+    ) -> None:
+        """Load these children's saved states into ``states``, and note in ``saved`` the
+        household keys each was saved with (none for a child never saved)."""
+        if not child_ids:
+            return
+        loaded = await self._store.load_states(conn, child_ids)
+        states.update(loaded)
+        for child_id in child_ids:
+            found = loaded.get(child_id)
+            saved[child_id] = found.household_keys if found is not None else ()
+
     async def _household(
-        self, conn: AsyncConnection, facts: HubEventFacts, states: dict[str, ChildAlertState]
+        self,
+        conn: AsyncConnection,
+        facts: HubEventFacts,
+        states: dict[str, ChildAlertState],
+        saved: dict[str, tuple[str, ...]],
     ) -> list[str]:
         """The other children an event reaches through a household, their states loaded.
 
@@ -134,7 +160,7 @@ class AlertProcessor:
         members = await self._store.household_members(conn, keys)
         members |= {c for c, s in states.items() if keys & set(s.household_keys)}
         members.discard(facts.child_id)
-        states.update(await self._store.load_states(conn, members - states.keys()))
+        await self._load(conn, members - states.keys(), states, saved)
         reached = sorted(
             c
             for c in members

@@ -161,6 +161,20 @@ class AlertStore:
         self.changes = AlertChanges()
         self._pg = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if self._pg else sqlite.insert
+        # Built once: the per-batch writes reuse them instead of constructing them each time.
+        states = self._insert(alert_child_states)
+        self._save_states = states.on_conflict_do_update(
+            index_elements=["child_id"],
+            set_={"state": states.excluded.state, "updated_at": states.excluded.updated_at},
+        )
+        moved = self._insert(projection_positions)
+        # A position never moves backwards: the row is only updated to a higher offset, so
+        # no read is needed first (and a concurrent writer's higher offset is kept).
+        self._advance_positions = moved.on_conflict_do_update(
+            index_elements=["projection", "topic", "partition"],
+            set_={"next_offset": moved.excluded.next_offset},
+            where=projection_positions.c.next_offset < moved.excluded.next_offset,
+        )
 
     # -- engine state and positions --------------------------------------------------------
     async def positions(self, conn: AsyncConnection) -> dict[tuple[str, int], int]:
@@ -210,10 +224,22 @@ class AlertStore:
         return found
 
     async def _index_households(
-        self, conn: AsyncConnection, states: Mapping[str, ChildAlertState]
+        self,
+        conn: AsyncConnection,
+        states: Mapping[str, ChildAlertState],
+        indexed: Mapping[str, tuple[str, ...]],
     ) -> None:
-        """Make ``alert_household_keys`` say what these states' household keys say."""
-        ids = sorted(states)
+        """Make ``alert_household_keys`` say what these states' household keys say.
+
+        A child whose keys equal its ``indexed`` keys (those of its state as saved, read in
+        this transaction) is already indexed so, and is skipped: the index is written only
+        here, with the states, so it says what the saved state says.
+        """
+        ids = sorted(
+            c for c, s in states.items() if c not in indexed or indexed[c] != s.household_keys
+        )
+        if not ids:
+            return
         held: set[tuple[str, str]] = set()
         for start in range(0, len(ids), _CHUNK):
             rows = await conn.execute(
@@ -222,7 +248,7 @@ class AlertStore:
                 )
             )
             held.update((r.key, r.child_id) for r in rows)
-        wanted = {(k, c) for c, s in states.items() for k in s.household_keys}
+        wanted = {(k, c) for c in ids for k in states[c].household_keys}
         added, gone = sorted(wanted - held), sorted(held - wanted)
         if added:
             await conn.execute(
@@ -247,13 +273,16 @@ class AlertStore:
         *,
         positions: Mapping[tuple[str, int], int] | None = None,
         states: Mapping[str, ChildAlertState] | None = None,
+        indexed: Mapping[str, tuple[str, ...]] | None = None,
         now: datetime,
     ) -> int:
         """Write outcomes, states and positions in the caller's transaction; idempotent.
 
         ``positions`` maps (topic, partition) to the next offset to apply; a position never
-        moves backwards. Each state written also updates the household-key index. Returns how
-        many alert steps were recorded.
+        moves backwards. Each state written also updates the household-key index, unless its
+        household keys are those ``indexed`` gives for it (the keys of the child's state as
+        loaded in this transaction; ``()`` for a child with no saved state). Returns how many
+        alert steps were recorded.
         """
         if outcomes:
             await self._lock_appends(conn)
@@ -268,13 +297,8 @@ class AlertStore:
             else:
                 raise TypeError(f"not an alert outcome: {type(outcome).__name__}")
         if states:
-            upsert = self._insert(alert_child_states)
-            upsert = upsert.on_conflict_do_update(
-                index_elements=["child_id"],
-                set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at},
-            )
             await conn.execute(
-                upsert,
+                self._save_states,
                 [
                     {
                         "child_id": c,
@@ -284,28 +308,15 @@ class AlertStore:
                     for c, s in sorted(states.items())
                 ],
             )
-            await self._index_households(conn, states)
+            await self._index_households(conn, states, indexed or {})
         if positions:
-            done = await self.positions(conn)
-            forward = {k: v for k, v in positions.items() if v > done.get(k, 0)}
-            if forward:
-                upsert = self._insert(projection_positions)
-                upsert = upsert.on_conflict_do_update(
-                    index_elements=["projection", "topic", "partition"],
-                    set_={"next_offset": upsert.excluded.next_offset},
-                )
-                await conn.execute(
-                    upsert,
-                    [
-                        {
-                            "projection": ALERTS_PROJECTION,
-                            "topic": t,
-                            "partition": p,
-                            "next_offset": o,
-                        }
-                        for (t, p), o in sorted(forward.items())
-                    ],
-                )
+            await conn.execute(
+                self._advance_positions,
+                [
+                    {"projection": ALERTS_PROJECTION, "topic": t, "partition": p, "next_offset": o}
+                    for (t, p), o in sorted(positions.items())
+                ],
+            )
         return recorded
 
     async def _lock_appends(self, conn: AsyncConnection) -> None:

@@ -143,6 +143,15 @@ class TestExactlyOncePerOccurrence:
         assert await processor.handle(batch(attendance(), start=2)) == []
         assert await count(store, alerts) == 1
 
+    async def test_a_position_never_moves_backwards(self, store):
+        """An older offset written after a newer one leaves the newer one in place."""
+        async with store.engine.begin() as conn:
+            await store.apply(conn, [], positions={(TOPIC, 0): 9, (TOPIC, 1): 4}, now=T0)
+        async with store.engine.begin() as conn:
+            await store.apply(conn, [], positions={(TOPIC, 0): 5, (TOPIC, 1): 6}, now=T0)
+        async with store.engine.connect() as conn:
+            assert await store.positions(conn) == {(TOPIC, 0): 9, (TOPIC, 1): 6}
+
     async def test_applying_the_same_outcomes_twice_records_nothing_new(self, store, processor):
         """The store is idempotent on its own too."""
         outcomes = await processor.handle(batch(plan(), attendance()))
@@ -384,6 +393,22 @@ class TestHouseholdKeyIndex:
             one = both.model_copy(update={"household_keys": (HOME,)})
             await store.apply(conn, [], states={OSCAR: one}, now=T0)
         assert await index(store) == {(HOME, OSCAR)}
+
+    async def test_keys_as_indexed_are_not_rewritten(self, store):
+        """A state saved with the keys it was loaded with leaves the index as it was; one
+        with other keys (or none given) is indexed anew."""
+        home = ChildAlertState(child_id=OSCAR, household_keys=(HOME,))
+        async with store.engine.begin() as conn:
+            await store.apply(conn, [], states={OSCAR: home}, indexed={OSCAR: ()}, now=T0)
+        assert await index(store) == {(HOME, OSCAR)}
+        async with store.engine.begin() as conn:
+            await conn.execute(sa.delete(alert_household_keys))  # shows whether it rewrites
+            await store.apply(conn, [], states={OSCAR: home}, indexed={OSCAR: (HOME,)}, now=T0)
+        assert await index(store) == set()
+        moved = home.model_copy(update={"household_keys": (ELSEWHERE,)})
+        async with store.engine.begin() as conn:
+            await store.apply(conn, [], states={OSCAR: moved}, indexed={OSCAR: (HOME,)}, now=T0)
+        assert await index(store) == {(ELSEWHERE, OSCAR)}
 
     async def test_the_migration_fills_it_from_saved_states(self, store, tmp_path):
         """A store upgraded from 0004 finds the children already at each address."""
