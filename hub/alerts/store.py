@@ -15,6 +15,7 @@ process's alert streams wake at once; ``latest_seq`` lets a watcher notice other
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,6 +62,8 @@ ALERTS_PROJECTION = "alerts"
 _APPEND_LOCK = 0x41_4C_45_52  # "ALER": the advisory lock that orders alert_events appends
 _CHUNK = 400
 _OPEN = (AlertStatus.raised.value, AlertStatus.escalated.value)
+_PARSED_STATES = 1024
+"""How many children's parsed engine states a store keeps (most recently used)."""
 
 
 class AlertNotFound(LookupError):
@@ -153,6 +156,39 @@ def _json(items: Iterable[Any]) -> str:
     return json.dumps([i.model_dump(mode="json") for i in items], sort_keys=True)
 
 
+class _ParsedStates:
+    """Parsed engine states by child, each kept with the exact JSON text it was parsed from
+    or saved as, so a state read back unchanged is not parsed again.
+
+    Invalidation: an entry is used only when the text the database returns, read in the
+    caller's transaction, is identical to the text kept with it; so it only ever skips a
+    parse and can never answer with another state than the one stored. A save by another
+    process, a save rolled back, or a row deleted shows as other text (or no row) and the
+    state is parsed (or absent) exactly as without it. Bounded: least recently used go first.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._kept: OrderedDict[str, tuple[str, ChildAlertState]] = OrderedDict()
+
+    def parse(self, child_id: str, text: str) -> ChildAlertState:
+        """The state this stored text holds."""
+        kept = self._kept.get(child_id)
+        if kept is not None and kept[0] == text:
+            self._kept.move_to_end(child_id)
+            return kept[1]
+        state = ChildAlertState.model_validate_json(text)
+        self.keep(child_id, text, state)
+        return state
+
+    def keep(self, child_id: str, text: str, state: ChildAlertState) -> None:
+        """Remember that ``text`` is the JSON form of ``state``."""
+        self._kept[child_id] = (text, state)
+        self._kept.move_to_end(child_id)
+        if len(self._kept) > self._size:
+            self._kept.popitem(last=False)
+
+
 class AlertStore:
     """Alert repository over one async engine (SQLite or PostgreSQL)."""
 
@@ -161,6 +197,7 @@ class AlertStore:
         self.changes = AlertChanges()
         self._pg = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if self._pg else sqlite.insert
+        self._parsed = _ParsedStates(_PARSED_STATES)
         # Built once: the per-batch writes reuse them instead of constructing them each time.
         states = self._insert(alert_child_states)
         self._save_states = states.on_conflict_do_update(
@@ -207,7 +244,7 @@ class AlertStore:
                 query = query.order_by(alert_child_states.c.child_id).with_for_update()
             rows = await conn.execute(query)
             for row in rows:
-                found[row.child_id] = ChildAlertState.model_validate_json(row.state)
+                found[row.child_id] = self._parsed.parse(row.child_id, row.state)
         return found
 
     async def household_members(self, conn: AsyncConnection, keys: Iterable[str]) -> set[str]:
@@ -297,17 +334,12 @@ class AlertStore:
             else:
                 raise TypeError(f"not an alert outcome: {type(outcome).__name__}")
         if states:
-            await conn.execute(
-                self._save_states,
-                [
-                    {
-                        "child_id": c,
-                        "state": s.model_dump_json(exclude_defaults=True),
-                        "updated_at": _w(now),
-                    }
-                    for c, s in sorted(states.items())
-                ],
-            )
+            saved = []
+            for child_id, state in sorted(states.items()):
+                text = state.model_dump_json(exclude_defaults=True)
+                self._parsed.keep(child_id, text, state)  # used only if read back unchanged
+                saved.append({"child_id": child_id, "state": text, "updated_at": _w(now)})
+            await conn.execute(self._save_states, saved)
             await self._index_households(conn, states, indexed or {})
         if positions:
             await conn.execute(

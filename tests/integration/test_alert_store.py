@@ -152,6 +152,26 @@ class TestExactlyOncePerOccurrence:
         async with store.engine.connect() as conn:
             assert await store.positions(conn) == {(TOPIC, 0): 9, (TOPIC, 1): 6}
 
+    async def test_a_state_is_read_as_stored_whoever_wrote_it(self, store):
+        """A state saved by this store reads back equal; one another process saved since,
+        or a save rolled back, reads as the database holds it."""
+        mine = ChildAlertState(child_id=OSCAR, household_keys=(HOME,))
+        async with store.engine.begin() as conn:
+            await store.apply(conn, [], states={OSCAR: mine}, now=T0)
+        other = AlertStore(store.engine)
+        async with store.engine.begin() as conn:
+            assert await store.load_states(conn, [OSCAR]) == {OSCAR: mine}
+            theirs = mine.model_copy(update={"household_keys": (ELSEWHERE, HOME)})
+            await other.apply(conn, [], states={OSCAR: theirs}, now=T0)
+        async with store.engine.connect() as conn:
+            assert await store.load_states(conn, [OSCAR]) == {OSCAR: theirs}
+        with pytest.raises(RuntimeError):
+            async with store.engine.begin() as conn:
+                await store.apply(conn, [], states={OSCAR: mine}, now=T0)
+                raise RuntimeError("rolled back")
+        async with store.engine.connect() as conn:
+            assert await store.load_states(conn, [OSCAR]) == {OSCAR: theirs}
+
     async def test_applying_the_same_outcomes_twice_records_nothing_new(self, store, processor):
         """The store is idempotent on its own too."""
         outcomes = await processor.handle(batch(plan(), attendance()))
