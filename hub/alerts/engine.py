@@ -11,6 +11,7 @@ window alerts once, not once per event.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -280,16 +281,21 @@ def _windows(
             found.append((mark.occurrence_key, inside, mark.window_start))
             last_end = mark.window_end if last_end is None else max(last_end, mark.window_end)
     pool = [i for i in items if last_end is None or i.occurred_at > last_end]
+    # ``items`` are in time order, so the records within ``within`` before each one (and
+    # after the last window found) are a run ending at it, whose start only moves forward:
+    # one pass, counting the run's agencies as records enter and leave it.
+    agencies: Counter[str] = Counter()
     first = low = 0
     for j, item in enumerate(pool):
-        # ``items`` are in time order, so the records within ``within`` before this one are
-        # a run ending here; its start only moves forward (one pass, not one scan per record).
+        agencies[item.agency_id] += 1
         floor = item.occurred_at - within
-        low = max(low, first)
-        while low <= j and pool[low].occurred_at < floor:
+        while low <= j and (low < first or pool[low].occurred_at < floor):
+            agencies[pool[low].agency_id] -= 1
+            if not agencies[pool[low].agency_id]:
+                del agencies[pool[low].agency_id]
             low += 1
-        window = pool[low : j + 1]
-        if holds(window):
+        if j + 1 - low >= min_count and len(agencies) >= min_agencies:
+            window = pool[low : j + 1]
             start = window[0].occurred_at
             found.append(
                 (_key(rule, state.child_id, f"window:{start.isoformat()}"), tuple(window), start)
