@@ -63,21 +63,50 @@ class AlertProcessor:
         self._clock = clock
 
     async def handle(self, items: Sequence[PositionedFacts]) -> list[EngineOutcome]:
-        """Apply one batch (records in log order); returns the alerts raised and withdrawn."""
+        """Apply one batch (records in log order); returns the alerts raised and withdrawn.
+
+        The records are applied in order, in one transaction, up to the first that raises or
+        withdraws an alert: that part commits (with its states and positions) and is announced
+        at once, and the rest of the batch follows in the next part. So an alert early in a
+        long batch reaches its recipients' streams without waiting for the rest of the batch
+        to be evaluated, and a batch raising nothing is still one transaction. The consumer
+        commits offsets only after the whole batch; a crash between parts replays the batch,
+        and the parts already committed are skipped by their positions.
+        """
+        outcomes: list[EngineOutcome] = []
+        start = 0
+        while start < len(items):
+            produced, start = await self._handle_part(items, start)
+            outcomes += produced
+        return outcomes
+
+    async def _handle_part(
+        self, items: Sequence[PositionedFacts], start: int
+    ) -> tuple[list[EngineOutcome], int]:
+        """Apply ``items[start:]`` in one transaction up to the first record that produces an
+        outcome; returns the outcomes and where the next part starts."""
         now = self._clock()
         outcomes: list[EngineOutcome] = []
+        end = len(items)
         async with self._store.engine.begin() as conn:
             done = await self._store.positions(conn)
-            fresh = [i for i in items if i.offset >= done.get((i.topic, i.partition), 0)]
+            fresh = [
+                (n, i)
+                for n, i in enumerate(items[start:], start)
+                if i.offset >= done.get((i.topic, i.partition), 0)
+            ]
             states: dict[str, ChildAlertState] = {}
             saved: dict[str, tuple[str, ...]] = {}  # household keys as loaded (indexed so)
             await self._load(
-                conn, {i.facts.child_id for i in fresh if i.facts is not None}, states, saved
+                conn, {i.facts.child_id for _, i in fresh if i.facts is not None}, states, saved
             )
             changed: dict[str, ChildAlertState] = {}
-            for n, item in enumerate(fresh):
-                if n % 25 == 24:
+            positions: dict[tuple[str, int], int] = {}
+            for count, (n, item) in enumerate(fresh):
+                if count % 25 == 24:
                     await asyncio.sleep(0)  # let the consumer's heartbeats run between events
+                key = (item.topic, item.partition)
+                positions[key] = max(positions.get(key, 0), item.offset + 1)
                 if item.facts is None:
                     continue
                 facts = item.facts
@@ -92,10 +121,9 @@ class AlertProcessor:
                     if new_state is not state:
                         states[child_id] = changed[child_id] = new_state
                     outcomes += produced
-            positions: dict[tuple[str, int], int] = {}
-            for item in fresh:
-                key = (item.topic, item.partition)
-                positions[key] = max(positions.get(key, 0), item.offset + 1)
+                if outcomes and count + 1 < len(fresh):
+                    end = n + 1  # commit this alert now; the rest follows in the next part
+                    break
             recorded = await self._store.apply(
                 conn, outcomes, positions=positions, states=changed, indexed=saved, now=now
             )
@@ -116,7 +144,7 @@ class AlertProcessor:
                     rule_id=outcome.rule_id,
                     cause_event_id=outcome.cause_event_id,
                 )
-        return outcomes
+        return outcomes, end
 
     async def _load(
         self,

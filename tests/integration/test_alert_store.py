@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts import AgencyKind, EventType
+from hub.alerts import processing
 from hub.alerts.calendar import load_calendar
 from hub.alerts.model import AlertStatus
 from hub.alerts.processing import AlertProcessor, PositionedFacts
@@ -142,6 +143,32 @@ class TestExactlyOncePerOccurrence:
         await processor.handle(batch(plan(), attendance()))
         assert await processor.handle(batch(attendance(), start=2)) == []
         assert await count(store, alerts) == 1
+
+    async def test_an_alert_is_committed_before_the_rest_of_its_batch(
+        self, store, processor, monkeypatch
+    ):
+        """A failure after an alert in a batch leaves the alert stored and the position just
+        past it; the batch redelivered raises nothing twice and applies the rest."""
+        records = batch(plan(), attendance(), attendance("health:ed-2", T0 + timedelta(hours=1)))
+        real = processing.evaluate
+
+        def failing(state, facts, *args, **kwargs):
+            if facts.event_id == "health:ed-2":
+                raise RuntimeError("the process stops here")
+            return real(state, facts, *args, **kwargs)
+
+        monkeypatch.setattr(processing, "evaluate", failing)
+        with pytest.raises(RuntimeError):
+            await processor.handle(records)
+        assert await count(store, alerts) == 1
+        async with store.engine.connect() as conn:
+            assert await store.positions(conn) == {(TOPIC, 0): 2}
+        monkeypatch.setattr(processing, "evaluate", real)
+        again = await processor.handle(records)
+        assert [o.trigger_event_ids[0] for o in again] == ["health:ed-2"]
+        assert (await count(store, alerts), await count(store, alert_events)) == (2, 2)
+        async with store.engine.connect() as conn:
+            assert await store.positions(conn) == {(TOPIC, 0): 3}
 
     async def test_a_position_never_moves_backwards(self, store):
         """An older offset written after a newer one leaves the newer one in place."""
