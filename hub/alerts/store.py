@@ -19,13 +19,14 @@ from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.alerts.changes import AlertChanges
+from hub.alerts.changes import AlertChanges, Doorbell
 from hub.alerts.escalation import EscalationView, next_escalation_at
 from hub.alerts.model import (
     AlertEscalated,
@@ -156,6 +157,16 @@ def _json(items: Iterable[Any]) -> str:
     return json.dumps([i.model_dump(mode="json") for i in items], sort_keys=True)
 
 
+def _doorbell(engine: AsyncEngine) -> Doorbell | None:
+    """The doorbell beside a SQLite database file (every process sharing it is on this
+    machine); None for PostgreSQL or an in-memory database, whose watchers only poll."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database.startswith((":", "file:")):
+        return None
+    path = Path(database).absolute()
+    return Doorbell(path.with_name(f"{path.name}.alert-steps"))
+
+
 class _ParsedStates:
     """Parsed engine states by child, each kept with the exact JSON text it was parsed from
     or saved as, so a state read back unchanged is not parsed again.
@@ -194,7 +205,7 @@ class AlertStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.changes = AlertChanges()
+        self.changes = AlertChanges(_doorbell(engine))
         self._pg = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if self._pg else sqlite.insert
         self._parsed = _ParsedStates(_PARSED_STATES)
