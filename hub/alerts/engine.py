@@ -281,6 +281,8 @@ def _windows(
             found.append((mark.occurrence_key, inside, mark.window_start))
             last_end = mark.window_end if last_end is None else max(last_end, mark.window_end)
     pool = [i for i in items if last_end is None or i.occurred_at > last_end]
+    if not holds(pool):  # no run of the pool can hold what all of it does not
+        return found
     # ``items`` are in time order, so the records within ``within`` before each one (and
     # after the last window found) are a run ending at it, whose start only moves forward:
     # one pass, counting the run's agencies as records enter and leave it.
