@@ -1,7 +1,8 @@
 """The alert engine's transactional step: a batch of `hub.events` facts in, alerts out.
 
 ``AlertProcessor.handle`` is what a consumer over `hub.events` calls per batch: in one
-transaction it skips records below the saved log positions, loads the children's states,
+transaction (one per part of the batch, a part ending at a record that raises or withdraws
+an alert) it skips records below the saved log positions, loads the children's states,
 evaluates each event in log order, and writes alerts, states and positions together. A police
 incident (or a correction or retraction) is also evaluated against every other child whose
 state shares one of its household keys, found through the store's household-key index, so
