@@ -11,6 +11,7 @@ window alerts once, not once per event.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -256,7 +257,8 @@ def _windows(
     within: timedelta,
     cause: str | None,
 ) -> list[tuple[str, tuple[Record, ...], datetime]]:
-    """Sticky windows: (occurrence key, records in the window, window start)."""
+    """Sticky windows: (occurrence key, records in the window, window start); ``items`` in
+    time order."""
 
     def holds(window: Sequence[Record]) -> bool:
         return len(window) >= min_count and len({r.agency_id for r in window}) >= min_agencies
@@ -279,10 +281,23 @@ def _windows(
             found.append((mark.occurrence_key, inside, mark.window_start))
             last_end = mark.window_end if last_end is None else max(last_end, mark.window_end)
     pool = [i for i in items if last_end is None or i.occurred_at > last_end]
-    first = 0
+    if not holds(pool):  # no run of the pool can hold what all of it does not
+        return found
+    # ``items`` are in time order, so the records within ``within`` before each one (and
+    # after the last window found) are a run ending at it, whose start only moves forward:
+    # one pass, counting the run's agencies as records enter and leave it.
+    agencies: Counter[str] = Counter()
+    first = low = 0
     for j, item in enumerate(pool):
-        window = [i for i in pool[first : j + 1] if i.occurred_at >= item.occurred_at - within]
-        if holds(window):
+        agencies[item.agency_id] += 1
+        floor = item.occurred_at - within
+        while low <= j and (low < first or pool[low].occurred_at < floor):
+            agencies[pool[low].agency_id] -= 1
+            if not agencies[pool[low].agency_id]:
+                del agencies[pool[low].agency_id]
+            low += 1
+        if j + 1 - low >= min_count and len(agencies) >= min_agencies:
+            window = pool[low : j + 1]
             start = window[0].occurred_at
             found.append(
                 (_key(rule, state.child_id, f"window:{start.isoformat()}"), tuple(window), start)

@@ -1,7 +1,8 @@
 """The alert engine's transactional step: a batch of `hub.events` facts in, alerts out.
 
 ``AlertProcessor.handle`` is what a consumer over `hub.events` calls per batch: in one
-transaction it skips records below the saved log positions, loads the children's states,
+transaction (one per part of the batch, a part ending at a record that raises or withdraws
+an alert) it skips records below the saved log positions, loads the children's states,
 evaluates each event in log order, and writes alerts, states and positions together. A police
 incident (or a correction or retraction) is also evaluated against every other child whose
 state shares one of its household keys, found through the store's household-key index, so
@@ -63,23 +64,57 @@ class AlertProcessor:
         self._clock = clock
 
     async def handle(self, items: Sequence[PositionedFacts]) -> list[EngineOutcome]:
-        """Apply one batch (records in log order); returns the alerts raised and withdrawn."""
+        """Apply one batch (records in log order); returns the alerts raised and withdrawn.
+
+        The records are applied in order, in one transaction, up to the first that raises or
+        withdraws an alert: that part commits (with its states and positions) and is announced
+        at once, and the rest of the batch follows in the next part. So an alert early in a
+        long batch reaches its recipients' streams without waiting for the rest of the batch
+        to be evaluated, and a batch raising nothing is still one transaction. The consumer
+        commits offsets only after the whole batch; a crash between parts replays the batch,
+        and the parts already committed are skipped by their positions.
+        """
+        outcomes: list[EngineOutcome] = []
+        start = 0
+        while start < len(items):
+            produced, start = await self._handle_part(items, start)
+            outcomes += produced
+        return outcomes
+
+    async def _handle_part(
+        self, items: Sequence[PositionedFacts], start: int
+    ) -> tuple[list[EngineOutcome], int]:
+        """Apply ``items[start:]`` in one transaction up to the first record that produces an
+        outcome; returns the outcomes and where the next part starts."""
         now = self._clock()
         outcomes: list[EngineOutcome] = []
+        end = len(items)
         async with self._store.engine.begin() as conn:
             done = await self._store.positions(conn)
-            fresh = [i for i in items if i.offset >= done.get((i.topic, i.partition), 0)]
-            states = await self._store.load_states(
-                conn, {i.facts.child_id for i in fresh if i.facts is not None}
+            fresh = [
+                (n, i)
+                for n, i in enumerate(items[start:], start)
+                if i.offset >= done.get((i.topic, i.partition), 0)
+            ]
+            states: dict[str, ChildAlertState] = {}
+            saved: dict[str, tuple[str, ...]] = {}  # household keys as loaded (indexed so)
+            await self._load(
+                conn, {i.facts.child_id for _, i in fresh if i.facts is not None}, states, saved
             )
             changed: dict[str, ChildAlertState] = {}
-            for n, item in enumerate(fresh):
-                if n % 25 == 24:
+            positions: dict[tuple[str, int], int] = {}
+            for count, (n, item) in enumerate(fresh):
+                if count % 25 == 24:
                     await asyncio.sleep(0)  # let the consumer's heartbeats run between events
+                key = (item.topic, item.partition)
+                positions[key] = max(positions.get(key, 0), item.offset + 1)
                 if item.facts is None:
                     continue
                 facts = item.facts
-                for child_id in [facts.child_id, *await self._household(conn, facts, states)]:
+                for child_id in [
+                    facts.child_id,
+                    *await self._household(conn, facts, states, saved),
+                ]:
                     state = states.get(child_id) or ChildAlertState(child_id=child_id)
                     new_state, produced = evaluate(
                         state, facts, self._rules, now=now, calendar=self._calendar
@@ -87,12 +122,11 @@ class AlertProcessor:
                     if new_state is not state:
                         states[child_id] = changed[child_id] = new_state
                     outcomes += produced
-            positions: dict[tuple[str, int], int] = {}
-            for item in fresh:
-                key = (item.topic, item.partition)
-                positions[key] = max(positions.get(key, 0), item.offset + 1)
+                if outcomes and count + 1 < len(fresh):
+                    end = n + 1  # commit this alert now; the rest follows in the next part
+                    break
             recorded = await self._store.apply(
-                conn, outcomes, positions=positions, states=changed, now=now
+                conn, outcomes, positions=positions, states=changed, indexed=saved, now=now
             )
         if recorded:
             self._store.changes.announce()  # committed: wake this process's alert streams
@@ -111,10 +145,31 @@ class AlertProcessor:
                     rule_id=outcome.rule_id,
                     cause_event_id=outcome.cause_event_id,
                 )
-        return outcomes
+        return outcomes, end
+
+    async def _load(
+        self,
+        conn: AsyncConnection,
+        child_ids: set[str],
+        states: dict[str, ChildAlertState],
+        saved: dict[str, tuple[str, ...]],
+    ) -> None:
+        """Load these children's saved states into ``states``, and note in ``saved`` the
+        household keys each was saved with (none for a child never saved)."""
+        if not child_ids:
+            return
+        loaded = await self._store.load_states(conn, child_ids)
+        states.update(loaded)
+        for child_id in child_ids:
+            found = loaded.get(child_id)
+            saved[child_id] = found.household_keys if found is not None else ()
 
     async def _household(
-        self, conn: AsyncConnection, facts: HubEventFacts, states: dict[str, ChildAlertState]
+        self,
+        conn: AsyncConnection,
+        facts: HubEventFacts,
+        states: dict[str, ChildAlertState],
+        saved: dict[str, tuple[str, ...]],
     ) -> list[str]:
         """The other children an event reaches through a household, their states loaded.
 
@@ -134,7 +189,7 @@ class AlertProcessor:
         members = await self._store.household_members(conn, keys)
         members |= {c for c, s in states.items() if keys & set(s.household_keys)}
         members.discard(facts.child_id)
-        states.update(await self._store.load_states(conn, members - states.keys()))
+        await self._load(conn, members - states.keys(), states, saved)
         reached = sorted(
             c
             for c in members

@@ -15,16 +15,18 @@ process's alert streams wake at once; ``latest_seq`` lets a watcher notice other
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.alerts.changes import AlertChanges
+from hub.alerts.changes import AlertChanges, Doorbell
 from hub.alerts.escalation import EscalationView, next_escalation_at
 from hub.alerts.model import (
     AlertEscalated,
@@ -61,6 +63,8 @@ ALERTS_PROJECTION = "alerts"
 _APPEND_LOCK = 0x41_4C_45_52  # "ALER": the advisory lock that orders alert_events appends
 _CHUNK = 400
 _OPEN = (AlertStatus.raised.value, AlertStatus.escalated.value)
+_PARSED_STATES = 1024
+"""How many children's parsed engine states a store keeps (most recently used)."""
 
 
 class AlertNotFound(LookupError):
@@ -153,14 +157,72 @@ def _json(items: Iterable[Any]) -> str:
     return json.dumps([i.model_dump(mode="json") for i in items], sort_keys=True)
 
 
+def _doorbell(engine: AsyncEngine) -> Doorbell | None:
+    """The doorbell beside a SQLite database file (every process sharing it is on this
+    machine); None for PostgreSQL or an in-memory database, whose watchers only poll."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database.startswith((":", "file:")):
+        return None
+    path = Path(database).absolute()
+    return Doorbell(path.with_name(f"{path.name}.alert-steps"))
+
+
+class _ParsedStates:
+    """Parsed engine states by child, each kept with the exact JSON text it was parsed from
+    or saved as, so a state read back unchanged is not parsed again.
+
+    Invalidation: an entry is used only when the text the database returns, read in the
+    caller's transaction, is identical to the text kept with it; so it only ever skips a
+    parse and can never answer with another state than the one stored. A save by another
+    process, a save rolled back, or a row deleted shows as other text (or no row) and the
+    state is parsed (or absent) exactly as without it. Bounded: least recently used go first.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._kept: OrderedDict[str, tuple[str, ChildAlertState]] = OrderedDict()
+
+    def parse(self, child_id: str, text: str) -> ChildAlertState:
+        """The state this stored text holds."""
+        kept = self._kept.get(child_id)
+        if kept is not None and kept[0] == text:
+            self._kept.move_to_end(child_id)
+            return kept[1]
+        state = ChildAlertState.model_validate_json(text)
+        self.keep(child_id, text, state)
+        return state
+
+    def keep(self, child_id: str, text: str, state: ChildAlertState) -> None:
+        """Remember that ``text`` is the JSON form of ``state``."""
+        self._kept[child_id] = (text, state)
+        self._kept.move_to_end(child_id)
+        if len(self._kept) > self._size:
+            self._kept.popitem(last=False)
+
+
 class AlertStore:
     """Alert repository over one async engine (SQLite or PostgreSQL)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.changes = AlertChanges()
+        self.changes = AlertChanges(_doorbell(engine))
         self._pg = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if self._pg else sqlite.insert
+        self._parsed = _ParsedStates(_PARSED_STATES)
+        # Built once: the per-batch writes reuse them instead of constructing them each time.
+        states = self._insert(alert_child_states)
+        self._save_states = states.on_conflict_do_update(
+            index_elements=["child_id"],
+            set_={"state": states.excluded.state, "updated_at": states.excluded.updated_at},
+        )
+        moved = self._insert(projection_positions)
+        # A position never moves backwards: the row is only updated to a higher offset, so
+        # no read is needed first (and a concurrent writer's higher offset is kept).
+        self._advance_positions = moved.on_conflict_do_update(
+            index_elements=["projection", "topic", "partition"],
+            set_={"next_offset": moved.excluded.next_offset},
+            where=projection_positions.c.next_offset < moved.excluded.next_offset,
+        )
 
     # -- engine state and positions --------------------------------------------------------
     async def positions(self, conn: AsyncConnection) -> dict[tuple[str, int], int]:
@@ -193,7 +255,7 @@ class AlertStore:
                 query = query.order_by(alert_child_states.c.child_id).with_for_update()
             rows = await conn.execute(query)
             for row in rows:
-                found[row.child_id] = ChildAlertState.model_validate_json(row.state)
+                found[row.child_id] = self._parsed.parse(row.child_id, row.state)
         return found
 
     async def household_members(self, conn: AsyncConnection, keys: Iterable[str]) -> set[str]:
@@ -210,10 +272,22 @@ class AlertStore:
         return found
 
     async def _index_households(
-        self, conn: AsyncConnection, states: Mapping[str, ChildAlertState]
+        self,
+        conn: AsyncConnection,
+        states: Mapping[str, ChildAlertState],
+        indexed: Mapping[str, tuple[str, ...]],
     ) -> None:
-        """Make ``alert_household_keys`` say what these states' household keys say."""
-        ids = sorted(states)
+        """Make ``alert_household_keys`` say what these states' household keys say.
+
+        A child whose keys equal its ``indexed`` keys (those of its state as saved, read in
+        this transaction) is already indexed so, and is skipped: the index is written only
+        here, with the states, so it says what the saved state says.
+        """
+        ids = sorted(
+            c for c, s in states.items() if c not in indexed or indexed[c] != s.household_keys
+        )
+        if not ids:
+            return
         held: set[tuple[str, str]] = set()
         for start in range(0, len(ids), _CHUNK):
             rows = await conn.execute(
@@ -222,7 +296,7 @@ class AlertStore:
                 )
             )
             held.update((r.key, r.child_id) for r in rows)
-        wanted = {(k, c) for c, s in states.items() for k in s.household_keys}
+        wanted = {(k, c) for c in ids for k in states[c].household_keys}
         added, gone = sorted(wanted - held), sorted(held - wanted)
         if added:
             await conn.execute(
@@ -247,13 +321,16 @@ class AlertStore:
         *,
         positions: Mapping[tuple[str, int], int] | None = None,
         states: Mapping[str, ChildAlertState] | None = None,
+        indexed: Mapping[str, tuple[str, ...]] | None = None,
         now: datetime,
     ) -> int:
         """Write outcomes, states and positions in the caller's transaction; idempotent.
 
         ``positions`` maps (topic, partition) to the next offset to apply; a position never
-        moves backwards. Each state written also updates the household-key index. Returns how
-        many alert steps were recorded.
+        moves backwards. Each state written also updates the household-key index, unless its
+        household keys are those ``indexed`` gives for it (the keys of the child's state as
+        loaded in this transaction; ``()`` for a child with no saved state). Returns how many
+        alert steps were recorded.
         """
         if outcomes:
             await self._lock_appends(conn)
@@ -268,44 +345,21 @@ class AlertStore:
             else:
                 raise TypeError(f"not an alert outcome: {type(outcome).__name__}")
         if states:
-            upsert = self._insert(alert_child_states)
-            upsert = upsert.on_conflict_do_update(
-                index_elements=["child_id"],
-                set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at},
-            )
+            saved = []
+            for child_id, state in sorted(states.items()):
+                text = state.model_dump_json(exclude_defaults=True)
+                self._parsed.keep(child_id, text, state)  # used only if read back unchanged
+                saved.append({"child_id": child_id, "state": text, "updated_at": _w(now)})
+            await conn.execute(self._save_states, saved)
+            await self._index_households(conn, states, indexed or {})
+        if positions:
             await conn.execute(
-                upsert,
+                self._advance_positions,
                 [
-                    {
-                        "child_id": c,
-                        "state": s.model_dump_json(exclude_defaults=True),
-                        "updated_at": _w(now),
-                    }
-                    for c, s in sorted(states.items())
+                    {"projection": ALERTS_PROJECTION, "topic": t, "partition": p, "next_offset": o}
+                    for (t, p), o in sorted(positions.items())
                 ],
             )
-            await self._index_households(conn, states)
-        if positions:
-            done = await self.positions(conn)
-            forward = {k: v for k, v in positions.items() if v > done.get(k, 0)}
-            if forward:
-                upsert = self._insert(projection_positions)
-                upsert = upsert.on_conflict_do_update(
-                    index_elements=["projection", "topic", "partition"],
-                    set_={"next_offset": upsert.excluded.next_offset},
-                )
-                await conn.execute(
-                    upsert,
-                    [
-                        {
-                            "projection": ALERTS_PROJECTION,
-                            "topic": t,
-                            "partition": p,
-                            "next_offset": o,
-                        }
-                        for (t, p), o in sorted(forward.items())
-                    ],
-                )
         return recorded
 
     async def _lock_appends(self, conn: AsyncConnection) -> None:

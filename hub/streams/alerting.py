@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Sequence
 
 from pydantic import ValidationError
@@ -49,8 +50,9 @@ class AlertConsumer:
     async def handle_batch(self, records: Sequence[ConsumedRecord]) -> int:
         """Evaluate one batch; returns how many alerts were raised or withdrawn."""
         items: list[PositionedFacts] = []
+        for topic, count in Counter(r.topic for r in records).items():
+            self._metrics.events_in.labels(PROCESSOR, topic).inc(count)
         for record in records:
-            self._metrics.events_in.labels(PROCESSOR, record.topic).inc()
             facts = None
             if IdentityHubEvent.is_one(record.value):
                 # Merge decisions change whose story it is, not what happened: no alert facts.

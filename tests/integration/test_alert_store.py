@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts import AgencyKind, EventType
+from hub.alerts import processing
 from hub.alerts.calendar import load_calendar
 from hub.alerts.model import AlertStatus
 from hub.alerts.processing import AlertProcessor, PositionedFacts
@@ -142,6 +143,61 @@ class TestExactlyOncePerOccurrence:
         await processor.handle(batch(plan(), attendance()))
         assert await processor.handle(batch(attendance(), start=2)) == []
         assert await count(store, alerts) == 1
+
+    async def test_an_alert_is_committed_before_the_rest_of_its_batch(
+        self, store, processor, monkeypatch
+    ):
+        """A failure after an alert in a batch leaves the alert stored and the position just
+        past it; the batch redelivered raises nothing twice and applies the rest."""
+        records = batch(plan(), attendance(), attendance("health:ed-2", T0 + timedelta(hours=1)))
+        real = processing.evaluate
+
+        def failing(state, facts, *args, **kwargs):
+            if facts.event_id == "health:ed-2":
+                raise RuntimeError("the process stops here")
+            return real(state, facts, *args, **kwargs)
+
+        monkeypatch.setattr(processing, "evaluate", failing)
+        with pytest.raises(RuntimeError):
+            await processor.handle(records)
+        assert await count(store, alerts) == 1
+        async with store.engine.connect() as conn:
+            assert await store.positions(conn) == {(TOPIC, 0): 2}
+        monkeypatch.setattr(processing, "evaluate", real)
+        again = await processor.handle(records)
+        assert [o.trigger_event_ids[0] for o in again] == ["health:ed-2"]
+        assert (await count(store, alerts), await count(store, alert_events)) == (2, 2)
+        async with store.engine.connect() as conn:
+            assert await store.positions(conn) == {(TOPIC, 0): 3}
+
+    async def test_a_position_never_moves_backwards(self, store):
+        """An older offset written after a newer one leaves the newer one in place."""
+        async with store.engine.begin() as conn:
+            await store.apply(conn, [], positions={(TOPIC, 0): 9, (TOPIC, 1): 4}, now=T0)
+        async with store.engine.begin() as conn:
+            await store.apply(conn, [], positions={(TOPIC, 0): 5, (TOPIC, 1): 6}, now=T0)
+        async with store.engine.connect() as conn:
+            assert await store.positions(conn) == {(TOPIC, 0): 9, (TOPIC, 1): 6}
+
+    async def test_a_state_is_read_as_stored_whoever_wrote_it(self, store):
+        """A state saved by this store reads back equal; one another process saved since,
+        or a save rolled back, reads as the database holds it."""
+        mine = ChildAlertState(child_id=OSCAR, household_keys=(HOME,))
+        async with store.engine.begin() as conn:
+            await store.apply(conn, [], states={OSCAR: mine}, now=T0)
+        other = AlertStore(store.engine)
+        async with store.engine.begin() as conn:
+            assert await store.load_states(conn, [OSCAR]) == {OSCAR: mine}
+            theirs = mine.model_copy(update={"household_keys": (ELSEWHERE, HOME)})
+            await other.apply(conn, [], states={OSCAR: theirs}, now=T0)
+        async with store.engine.connect() as conn:
+            assert await store.load_states(conn, [OSCAR]) == {OSCAR: theirs}
+        with pytest.raises(RuntimeError):
+            async with store.engine.begin() as conn:
+                await store.apply(conn, [], states={OSCAR: mine}, now=T0)
+                raise RuntimeError("rolled back")
+        async with store.engine.connect() as conn:
+            assert await store.load_states(conn, [OSCAR]) == {OSCAR: theirs}
 
     async def test_applying_the_same_outcomes_twice_records_nothing_new(self, store, processor):
         """The store is idempotent on its own too."""
@@ -384,6 +440,22 @@ class TestHouseholdKeyIndex:
             one = both.model_copy(update={"household_keys": (HOME,)})
             await store.apply(conn, [], states={OSCAR: one}, now=T0)
         assert await index(store) == {(HOME, OSCAR)}
+
+    async def test_keys_as_indexed_are_not_rewritten(self, store):
+        """A state saved with the keys it was loaded with leaves the index as it was; one
+        with other keys (or none given) is indexed anew."""
+        home = ChildAlertState(child_id=OSCAR, household_keys=(HOME,))
+        async with store.engine.begin() as conn:
+            await store.apply(conn, [], states={OSCAR: home}, indexed={OSCAR: ()}, now=T0)
+        assert await index(store) == {(HOME, OSCAR)}
+        async with store.engine.begin() as conn:
+            await conn.execute(sa.delete(alert_household_keys))  # shows whether it rewrites
+            await store.apply(conn, [], states={OSCAR: home}, indexed={OSCAR: (HOME,)}, now=T0)
+        assert await index(store) == set()
+        moved = home.model_copy(update={"household_keys": (ELSEWHERE,)})
+        async with store.engine.begin() as conn:
+            await store.apply(conn, [], states={OSCAR: moved}, indexed={OSCAR: (HOME,)}, now=T0)
+        assert await index(store) == {(ELSEWHERE, OSCAR)}
 
     async def test_the_migration_fills_it_from_saved_states(self, store, tmp_path):
         """A store upgraded from 0004 finds the children already at each address."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
 import time
 
 import pytest
 from structlog.testing import capture_logs
 
-from hub.alerts.changes import AlertChanges, watch_alert_steps
+from hub.alerts.changes import AlertChanges, Doorbell, watch_alert_steps
 
 pytestmark = pytest.mark.unit
 
@@ -135,3 +137,62 @@ class TestWatchAlertSteps:
             finally:
                 watcher.cancel()
         assert "alerts.watch_failed" in {e["event"] for e in logs}
+
+
+class TestDoorbell:
+    """A commit announced in one process rings the watchers of the others at once."""
+
+    async def test_a_ring_wakes_another_process_s_reader_before_its_tick(self, tmp_path) -> None:
+        """The committing side announces; the watcher (a 60 s tick) reads and wakes its
+        reader at once, and only because the newest seq moved."""
+        bell_dir = tmp_path / "bell"
+        committer, watched, log = (
+            AlertChanges(Doorbell(bell_dir)),
+            AlertChanges(Doorbell(bell_dir)),
+            FakeLog(),
+        )
+        watcher = asyncio.create_task(watch_alert_steps(watched, log.latest, every_seconds=60.0))
+        try:
+            await asyncio.sleep(0.05)
+            waiting = asyncio.create_task(watched.wait(watched.mark(), 30.0))
+            await asyncio.sleep(0.05)
+            committer.announce()  # a ring, but the seq has not moved: nobody is woken
+            await asyncio.sleep(0.1)
+            assert (waiting.done(), log.reads) == (False, 1)  # read at the ring, not the tick
+            log.seq = 4
+            started = time.monotonic()
+            committer.announce()
+            assert await asyncio.wait_for(waiting, 5.0) is True
+            assert time.monotonic() - started < 1.0
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        assert list(bell_dir.iterdir()) == []  # the watcher took its socket away
+
+    async def test_a_socket_nobody_holds_is_removed(self, tmp_path) -> None:
+        """A watcher's socket left behind by a killed process is dropped at the next ring."""
+        bell = Doorbell(tmp_path)
+        stale = tmp_path / "999-dead.sock"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as gone:
+            gone.bind(str(stale))
+        bell.ring()
+        assert not stale.exists()
+
+    async def test_without_a_socket_the_watcher_polls(self, tmp_path) -> None:
+        """A directory where no socket can be made leaves the watcher polling on its tick."""
+        blocked = tmp_path / "file"
+        blocked.write_text("")
+        changes, log = AlertChanges(Doorbell(blocked / "bell")), FakeLog()
+        with capture_logs() as logs:
+            watcher = asyncio.create_task(
+                watch_alert_steps(changes, log.latest, every_seconds=0.01)
+            )
+            try:
+                waiting = asyncio.create_task(changes.wait(changes.mark(), 30.0))
+                await asyncio.sleep(0.05)
+                log.seq = 2
+                assert await asyncio.wait_for(waiting, 5.0) is True
+            finally:
+                watcher.cancel()
+        assert "alerts.doorbell_unavailable" in {e["event"] for e in logs}

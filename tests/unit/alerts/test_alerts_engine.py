@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from hub.alerts.engine import evaluate, trigger_facts
+from hub.alerts.engine import _windows, evaluate, trigger_facts
 from hub.alerts.facts import ContactFacts, HubEventFacts
 from hub.alerts.model import (
     AlertRaised,
@@ -18,7 +21,7 @@ from hub.alerts.model import (
     TriggerFacts,
     alert_id_for,
 )
-from hub.alerts.state import ChildAlertState, MarkStatus, fold
+from hub.alerts.state import ChildAlertState, MarkStatus, Record, fold
 
 from .conftest import (
     CHILD,
@@ -492,3 +495,58 @@ class TestTriggerFacts:
             state = fold(state, event)
         ids = [original.event_id, "school:abs-1", "nowhere:1", "cs:plan-1"]
         assert trigger_facts(state, ids) == kept(plan())
+
+
+def _windows_by_rescanning(
+    items: list[Record], min_count: int, min_agencies: int, within: timedelta
+) -> list[tuple[datetime, tuple[str, ...]]]:
+    """The windows as a fresh scan at each record finds them (what the one pass must match)."""
+    found, first = [], 0
+    for j, item in enumerate(items):
+        window = [i for i in items[first : j + 1] if i.occurred_at >= item.occurred_at - within]
+        if len(window) >= min_count and len({i.agency_id for i in window}) >= min_agencies:
+            found.append((window[0].occurred_at, tuple(i.event_id for i in window)))
+            first = j + 1
+    return found
+
+
+class TestWindowScan:
+    """The sticky-window scan finds, in one pass, the windows a scan per record finds."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(st.tuples(st.integers(0, 120), st.sampled_from("abc")), min_size=0, max_size=25),
+        st.integers(1, 4),
+        st.integers(1, 3),
+        st.sampled_from([0, 1, 7, 30, 90]),
+    )
+    def test_matches_a_rescan(self, raw, min_count, min_agencies, days) -> None:
+        """Same windows, same records in each, for any records, counts and spans."""
+        items = sorted(
+            (
+                Record(
+                    event_id=f"e{n:02d}",
+                    kind="concern.raised",
+                    occurred_at=T0 + timedelta(days=day),
+                    recorded_at=T0,
+                    agency_id=agency,
+                    agency_kind="police",
+                )
+                for n, (day, agency) in enumerate(raw)
+            ),
+            key=lambda r: (r.occurred_at, r.event_id),
+        )
+        within = timedelta(days=days)
+        rule = SimpleNamespace(id="accumulating")
+        found = _windows(
+            rule,  # type: ignore[arg-type]
+            ChildAlertState(child_id="c"),
+            items,
+            min_count=min_count,
+            min_agencies=min_agencies,
+            within=within,
+            cause=None,
+        )
+        assert [(start, tuple(r.event_id for r in w)) for _, w, start in found] == (
+            _windows_by_rescanning(items, min_count, min_agencies, within)
+        )
