@@ -45,9 +45,9 @@ app.add_typer(audit_app, name="audit", help="The audit trail: verify, search.")
 app.add_typer(retention_app, name="retention", help="Retention: erase children past their period.")
 
 
-def _settings() -> Settings:
+def _settings(*, cache_loggers: bool = False) -> Settings:
     settings = load_settings()
-    configure_logging(settings.log_level, json=settings.log_json)
+    configure_logging(settings.log_level, json=settings.log_json, cache=cache_loggers)
     return settings
 
 
@@ -111,7 +111,7 @@ def serve(
 
     from hub.api.app import server_config
 
-    settings = _settings()
+    settings = _settings(cache_loggers=True)  # a process of its own: configured once
     _ensure_local_kafka(settings)
     server = uvicorn.Server(server_config(build_hub(settings, role), host, port))
     with contextlib.suppress(KeyboardInterrupt):

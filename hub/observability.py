@@ -11,8 +11,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 __all__ = ["Metrics", "configure_logging", "get_logger"]
 
 
-def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
-    """Route structlog and the standard library's logging through one JSON renderer on stderr."""
+def configure_logging(level: str = "INFO", *, json: bool = True, cache: bool = False) -> None:
+    """Route structlog and the standard library's logging through one JSON renderer on stderr.
+
+    ``cache`` keeps each module logger as first used: a call on an uncached module logger
+    builds its bound logger again (about 17 us, paid on every event's ``debug`` even when the
+    level drops it). Only a long-running process that configures logging once, before its
+    first log line (``hub serve``), caches: a command run in-process by a test
+    leaves structlog reconfigured afterwards, and a cached logger would keep the old setup.
+    """
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -25,7 +32,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
