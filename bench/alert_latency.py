@@ -163,7 +163,8 @@ def attendance_envelope(run_id: str, index: int, now: datetime) -> dict[str, Any
 def box_jiffies(stat: Path = Path("/proc/stat")) -> tuple[int, int] | None:
     """(busy, total) CPU jiffies of the whole machine so far; None where /proc is missing."""
     try:
-        fields = [int(f) for f in stat.read_text().splitlines()[0].split()[1:]]
+        # user nice system idle iowait irq softirq steal; guest time is already in user/nice.
+        fields = [int(f) for f in stat.read_text().splitlines()[0].split()[1:9]]
     except (OSError, ValueError, IndexError):
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait

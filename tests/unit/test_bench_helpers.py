@@ -60,9 +60,10 @@ class TestMachineBusy:
     """The machine's busy share comes from /proc/stat's first line; idle and iowait are idle."""
 
     def test_jiffies_count_idle_and_iowait_as_idle(self, tmp_path: Path) -> None:
-        """user nice system idle iowait irq softirq steal: busy = all but idle and iowait."""
+        """user nice system idle iowait irq softirq steal: busy = all but idle and iowait;
+        guest and guest_nice are inside user and nice already, so they are not added again."""
         stat = tmp_path / "stat"
-        stat.write_text("cpu  100 5 20 300 10 1 2 3 0 0\ncpu0 1 2 3 4\n")
+        stat.write_text("cpu  100 5 20 300 10 1 2 3 40 7\ncpu0 1 2 3 4\n")
         assert alert_latency.box_jiffies(stat) == (131, 441)
 
     def test_missing_or_garbled_stat_is_unknown(self, tmp_path: Path) -> None:
