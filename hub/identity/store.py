@@ -245,14 +245,17 @@ class IdentityStore:
         """Upsert records seen by ingest, in the caller's transaction.
 
         A record already held keeps its child (a reviewed merge or un-merge decides that,
-        not the next event); its features are refreshed. Returns each record's stored
-        ``features`` text (sealed: unique to this write), for ``records_since(opened=...)``.
+        not the next event); its features are refreshed. Returns each sealed record's stored
+        ``features`` text (unique to this write), for ``records_since(opened=...)``; rows kept
+        in clear (no sealer) are not returned, so no clear matching data is kept beside them.
         """
         rows = await self._rows(conn, items, now)
         if not rows:
             return {}
         await conn.execute(self._upsert_records, rows)
-        return {row["record_id"]: row["features"] for row in rows}
+        return {
+            row["record_id"]: row["features"] for row in rows if is_sealed_record(row["features"])
+        }
 
     async def records_since(
         self,

@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.examples import example_envelope
 from hub.crypto.runtime import HubSecurity, sign_as_dev
+from hub.identity.index import Candidate
 from hub.identity.records import PersonRecord, make_record
+from hub.identity.scoring import Band, Score
 from hub.identity.sealing import RecordSealer
-from hub.identity.store import IdentityStore, OpenedRecords
+from hub.identity.store import Decision, IdentityStore, OpenedRecords, pending_review
 from hub.store.repository import SqlStore
 from hub.streams.records import ConsumedRecord
 
@@ -107,6 +109,39 @@ class TestRecordsSince:
         async with store.engine.connect() as conn:
             [(read, _, _)] = await ids.records_since(conn, None, opened=opened)
         assert (read, sealer.opens) == (record, 1)
+
+    async def test_a_store_without_a_sealer_keeps_no_text(self, store: SqlStore) -> None:
+        """Rows kept in clear are not handed back to be remembered beside the store."""
+        ids = IdentityStore(store.engine)
+        async with store.engine.begin() as conn:
+            texts = await ids.save_records_in(conn, [(ruby(), "ch-1")], now=NOW)
+        assert texts == {}
+
+    async def test_a_reviewed_merge_moves_a_kept_record_to_the_surviving_child(
+        self, store: SqlStore, security: HubSecurity
+    ) -> None:
+        """A merge decided through the review API changes the row's child but not its sealed
+        text: the kept record is reused, and it comes back under the surviving child."""
+        ids, sealer = identity(store.engine, security)
+        record = ruby()
+        async with store.engine.begin() as conn:
+            texts = await ids.save_records_in(conn, [(record, "ch-new")], now=NOW)
+            candidate = Candidate(
+                child_id="ch-old",
+                record_id="police:ref:0",
+                score=Score(weight=9.5, breakdown=()),
+                band=Band.possible_match,
+            )
+            review = pending_review(record.record_id, "ch-new", candidate, now=NOW)
+            await ids.queue_review_in(conn, review)
+        later = NOW + timedelta(seconds=1)
+        await ids.decide_review(
+            review.review_id, Decision.link, decided_by="ig-1", reason="same child", now=later
+        )
+        opened: OpenedRecords = {record.record_id: (texts[record.record_id], record, NOW)}
+        async with store.engine.connect() as conn:
+            [(kept, child, at)] = await ids.records_since(conn, later, opened=opened)
+        assert (kept, child, at, sealer.opens) == (record, "ch-old", later, 0)
 
 
 class TestIngestRefresh:
