@@ -61,6 +61,8 @@ class DeliveryConsumer:
                 done = await self._open(record)
             if done is not None:
                 opened_here.append(done)
+        if not opened_here:  # merges only, or nothing that opens: no connection to check out
+            return DeliveryCounts(published=0, denied=0, duplicates=0)
         # Every child of the batch read at once (a trickle's batch is nearly a child an event),
         # with the governance context of each, on one connection.
         async with self._processor.reading():

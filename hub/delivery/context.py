@@ -21,18 +21,17 @@ from datetime import datetime
 
 from hub.crypto.data_keys import ChildKeyStore
 from hub.crypto.narrative import CONTEXT_FAMILIES, open_items, with_texts
-from hub.domain.chronology import ChildSituation, ChronologyItem, situation_of
+from hub.domain.chronology import (
+    SITUATION_AGENCY_KINDS,
+    ChildSituation,
+    ChronologyItem,
+    situation_of,
+)
 from hub.narrative_cache import cache_for
 from hub.sharing import ChildStatus, EventFacts, Milestone
 from hub.store.repository import SqlStore, StoredEntry
 
 __all__ = ["ChildSnapshot", "NarrativeChildFacts"]
-
-
-_SITUATION_AGENCY_KINDS = frozenset({"schools"})
-"""Agency kinds whose every entry counts in ``situation_of`` (a school's entries make the
-school involved); with ``CONTEXT_FAMILIES`` these are all the entries a situation reads.
-``TestSituations`` checks it gives what reading every entry gives."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +92,7 @@ class NarrativeChildFacts:
         if not wanted:
             return {}
         entries = await self._store.narrative_of_kinds(
-            wanted, families=CONTEXT_FAMILIES, agency_kinds=_SITUATION_AGENCY_KINDS
+            wanted, families=CONTEXT_FAMILIES, agency_kinds=SITUATION_AGENCY_KINDS
         )
         items = await open_items(self._keys, entries, only=_is_context, summaries=False)
         per_child: dict[str, list[ChronologyItem]] = {c: [] for c in wanted}

@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 __all__ = [
+    "SITUATION_AGENCY_KINDS",
     "ChildSituation",
     "ChronologyItem",
     "ChronologyQuery",
@@ -33,6 +34,9 @@ _STATUS_OF = {
 }
 _PLAN_TYPES = frozenset(_STATUS_OF)
 _MILESTONE_CONTACTS = {"strategy_meeting": "strategy_meeting"}
+SITUATION_AGENCY_KINDS = frozenset({"schools"})
+"""Agency kinds whose every entry counts in ``situation_of``: a school's entries make the
+school involved (readers of a situation read these kinds' entries whatever their family)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +209,7 @@ def situation_of(items: Sequence[ChronologyItem]) -> ChildSituation:
     spans = involvement_spans(items)
     statuses = child_statuses(spans)
     involved = {s.agency_id for s in spans if s.is_open} | {
-        i.agency_id for i in items if i.agency_kind == "schools"
+        i.agency_id for i in items if i.agency_kind in SITUATION_AGENCY_KINDS
     }
     return ChildSituation(
         statuses=frozenset(statuses),

@@ -124,6 +124,30 @@ class TestDeliveryConsumer:
 
 
 class TestProjectThenDeliver:
+    async def test_a_batch_with_nothing_to_deliver_checks_out_no_connection(
+        self, world: World
+    ) -> None:
+        """A batch of merge decisions and unreadable records reads no snapshot and takes no
+        connection from the pool; it delivers nothing."""
+        cipher = FieldCipher(MemoryDataKeys())
+        asked: list[list[str]] = []
+
+        async def snapshots(child_ids: Sequence[str]) -> dict[str, ChildSnapshot]:
+            asked.append(list(child_ids))
+            return await snapshot(child_ids)
+
+        consumer = DeliveryConsumer(processor=world.processor, cipher=cipher, snapshots=snapshots)
+        checkouts: list[object] = []
+        listen(world.store.engine.sync_engine.pool, "checkout", lambda *a: checkouts.append(a))
+        merge = b'{"record_kind":"identity","type":"identity.merged"}'
+        batch = [
+            ConsumedRecord("hub.events", 0, 0, CHILD.encode(), merge),
+            ConsumedRecord("hub.events", 0, 1, None, b"not json"),
+        ]
+        counts = await consumer.handle_batch(batch)
+        assert (counts, asked, checkouts) == (DeliveryCounts(0, 0, 0), [], [])
+        assert world.publish.sent == []
+
     async def test_projects_first_then_delivers(self, world: World) -> None:
         """The projector sees the batch before delivery does; its count is returned."""
         order: list[str] = []
