@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
-from faststream import AckPolicy
+from faststream import AckPolicy, StreamMessage
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
@@ -173,7 +173,7 @@ class HubStreams:
             _record_lag(metrics, name, msg, records)
 
 
-async def _no_body(message: Any) -> None:
+async def _no_body(message: StreamMessage[Any]) -> None:
     """The subscribers read ``msg.raw_message`` (the Kafka records) and parse each value
     themselves: FastStream's default batch decoder would build a message object and
     JSON-decode every record only for the result to be thrown away."""
