@@ -8,7 +8,8 @@ indexed ``max(seq)`` query per process every few tens of milliseconds while a st
 not one inbox query per stream. On SQLite (every process on one machine) an announcement also
 rings a ``Doorbell``: a datagram to each watcher listening beside the database file, which
 then reads at once instead of on its next tick. The doorbell is only a hint: a watcher reads
-the newest seq before it wakes anyone, and keeps its tick, so a datagram lost costs one tick.
+the newest seq before it wakes anyone, and keeps its tick, so a datagram lost costs one tick;
+a watcher whose socket fails, or whose directory is not safe, just polls.
 
 Readers take a ``mark()`` *before* they query, then ``wait(mark, timeout)``: it returns at once
 if anything was announced since the mark, so an announcement between the query and the wait is
@@ -22,6 +23,7 @@ import contextlib
 import os
 import secrets
 import socket
+import stat
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -43,57 +45,108 @@ _SUFFIX = ".sock"
 
 class Doorbell:
     """Datagrams saying "alert steps were committed" to the watchers of other processes on this
-    machine, each listening on a Unix socket in one directory (beside the SQLite file)."""
+    machine, each listening on a Unix socket in one directory (beside the SQLite file).
+
+    The directory must be a real directory (not a symlink) of this user with mode 0700, so no
+    other user can listen, ring, or plant entries there; otherwise nothing is bound or rung
+    and the watchers only poll. A ring removes only sockets (never another kind of file).
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._own: Path | None = None
+        self._own: dict[socket.socket, Path] = {}  # each listening watcher's socket, its file
+        self._lock = threading.Lock()
+        self._denied_logged = False
 
     def listen(self) -> socket.socket | None:
-        """A non-blocking socket that receives the rings (None where one cannot be bound, for
-        example a path too long for a Unix socket: the watcher then only polls)."""
+        """A non-blocking socket that receives the rings (None where one cannot be bound: an
+        unsafe directory, or a path too long for a Unix socket; the watcher then only polls)."""
+        with contextlib.suppress(OSError):  # one that exists, or cannot be made: see below
+            self.directory.mkdir(mode=0o700)
+        fault = _unsafe(self.directory)
+        if fault is not None:
+            log.warning("alerts.doorbell_unavailable", reason=fault, directory=str(self.directory))
+            return None
         path = self.directory / f"{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            self.directory.mkdir(mode=0o700, exist_ok=True)
             sock.bind(str(path))
         except OSError as exc:
             sock.close()
-            log.info("alerts.doorbell_unavailable", error=type(exc).__name__)
+            log.info("alerts.doorbell_unavailable", reason="bind", error=type(exc).__name__)
             return None
         sock.setblocking(False)
-        self._own = path
+        with self._lock:
+            self._own[sock] = path
         return sock
 
     def close(self, sock: socket.socket) -> None:
-        """Stop listening: close the socket and remove its file."""
+        """Stop listening on ``sock``: close it and remove its file (once; no other's)."""
+        with self._lock:
+            path = self._own.pop(sock, None)
         sock.close()
-        if self._own is not None:
+        if path is not None:
             with contextlib.suppress(OSError):
-                self._own.unlink()
-            self._own = None
+                path.unlink()
 
     def ring(self) -> None:
         """Tell every other listening watcher (a socket nobody holds any more is removed)."""
+        if _unsafe(self.directory) is not None:
+            return  # nobody has listened here yet, or none of ours could (listen said why)
         try:
             names = [n for n in os.listdir(self.directory) if n.endswith(_SUFFIX)]
         except OSError:
-            return  # nobody has listened here yet
+            return
+        with self._lock:
+            own = {path.name for path in self._own.values()}
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
             sender.setblocking(False)
             for name in names:
+                if name in own:
+                    continue  # this process's readers were woken already
                 path = self.directory / name
-                if path == self._own:
-                    continue
                 try:
                     sender.sendto(b"1", str(path))
                 except BlockingIOError:
                     pass  # its queue is full: it has been rung already
+                except PermissionError:
+                    self._denied()
                 except (ConnectionRefusedError, FileNotFoundError):
-                    with contextlib.suppress(OSError):
-                        path.unlink()  # its process has gone
+                    _remove_socket(path)  # its process has gone
                 except OSError:
                     pass  # only a hint: that watcher still polls
+
+    def _denied(self) -> None:
+        """Say once (not on every ring) that a socket here refuses this process."""
+        if not self._denied_logged:
+            self._denied_logged = True
+            log.warning("alerts.doorbell_denied", directory=str(self.directory))
+
+
+def _unsafe(directory: Path) -> str | None:
+    """Why ``directory`` may not hold this process's doorbell sockets (None: it may)."""
+    try:
+        info = directory.lstat()
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({type(exc).__name__})"
+    if stat.S_ISLNK(info.st_mode):
+        return "symlink"
+    if not stat.S_ISDIR(info.st_mode):
+        return "not a directory"
+    if info.st_uid != os.getuid():
+        return "owned by another user"
+    if info.st_mode & 0o777 != 0o700:
+        return f"mode {info.st_mode & 0o777:o}, not 700"
+    return None
+
+
+def _remove_socket(path: Path) -> None:
+    """Remove ``path`` if it is a socket (not a file or link of the same name)."""
+    with contextlib.suppress(OSError):  # gone already, or not ours to remove
+        if stat.S_ISSOCK(path.lstat().st_mode):
+            path.unlink()
 
 
 class AlertChanges:
@@ -163,12 +216,13 @@ async def watch_alert_steps(
     every ``every_seconds``, and at once when the doorbell rings; when it has moved, readers
     are woken. A failed read is logged and tried again on the next tick.
     """
-    bell = changes.doorbell.listen() if changes.doorbell is not None else None
+    doorbell = changes.doorbell
+    bell = doorbell.listen() if doorbell is not None else None
     try:
-        await _watch(changes, latest_seq, bell, every_seconds)
+        await _watch(changes, latest_seq, doorbell, bell, every_seconds)
     finally:
-        if bell is not None and changes.doorbell is not None:
-            changes.doorbell.close(bell)
+        if doorbell is not None and bell is not None:
+            doorbell.close(bell)
 
 
 async def _tick(bell: socket.socket | None, seconds: float) -> None:
@@ -186,12 +240,20 @@ async def _tick(bell: socket.socket | None, seconds: float) -> None:
 async def _watch(
     changes: AlertChanges,
     latest_seq: Callable[[], Awaitable[int]],
+    doorbell: Doorbell | None,
     bell: socket.socket | None,
     every_seconds: float,
 ) -> None:
     seen: int | None = None
     while True:
-        await _tick(bell, every_seconds)
+        try:
+            await _tick(bell, every_seconds)
+        except OSError as exc:
+            # Only the doorbell's socket can fail here: drop it and poll from now on.
+            log.warning("alerts.doorbell_failed", error=type(exc).__name__, errno=exc.errno)
+            if doorbell is not None and bell is not None:
+                doorbell.close(bell)
+            bell = None
         if seen is not None and not changes.waiting:
             continue
         try:
