@@ -1,22 +1,24 @@
 """The alert engine's transactional step: a batch of `hub.events` facts in, alerts out.
 
-``AlertProcessor.handle`` is what a consumer over `hub.events` calls per batch: in one
-transaction (one per part of the batch, a part ending at a record that raises or withdraws
-an alert) it skips records below the saved log positions, loads the children's states,
-evaluates each event in log order, and writes alerts, states and positions together. A police
-incident (or a correction or retraction) is also evaluated against every other child whose
-state shares one of its household keys, found through the store's household-key index, so
-a brother not named in the notice gets his school's notice too. The
-consumer commits Kafka offsets only after it returns; a crash in between replays the batch,
-which the positions and the deterministic alert ids make harmless. Once the transaction has
-committed, the store's ``changes`` are announced, waking this process's alert streams.
+``AlertProcessor.handle`` is what a consumer over `hub.events` calls per batch: it skips
+records below the saved log positions (read once per batch), loads the children's states
+once, evaluates each event in log order, and writes alerts, states and positions together in
+one transaction per part of the batch (a part ending at a record that raises or withdraws an
+alert; a later part goes on from the states the earlier ones left). A police incident (or a
+correction or retraction) is also evaluated against every other child whose state shares one
+of its household keys, found through the store's household-key index, so a brother not named
+in the notice gets his school's notice too. The consumer commits Kafka offsets only after it
+returns; a crash in between replays the batch, which the positions and the deterministic
+alert ids make harmless. Once a part has committed, the store's ``changes`` are announced,
+waking this process's alert streams, and its outcomes are handed to the caller's
+``on_committed`` (the consumer queues their webhooks there).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
@@ -31,7 +33,7 @@ from hub.alerts.rules import AlertRules
 from hub.alerts.state import ChildAlertState
 from hub.alerts.store import AlertStore
 
-__all__ = ["AlertProcessor", "PositionedFacts"]
+__all__ = ["AlertProcessor", "OnCommitted", "PositionedFacts"]
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +47,24 @@ class PositionedFacts:
     topic: str
     partition: int
     offset: int
+
+
+OnCommitted = Callable[[list[EngineOutcome]], Awaitable[None]]
+"""Called with a part's outcomes once that part of a batch has committed."""
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one part of a batch hands the next: the records not yet applied when the batch
+    began (``fresh``, by the positions read once) and where the next part starts in them, the
+    states loaded and as the parts so far left them (a child absent: never saved), and the
+    household keys each loaded child's index rows hold (``saved``)."""
+
+    opened: bool = False
+    fresh: list[PositionedFacts] = field(default_factory=list)
+    start: int = 0
+    states: dict[str, ChildAlertState] = field(default_factory=dict)
+    saved: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class AlertProcessor:
@@ -63,58 +83,68 @@ class AlertProcessor:
         self._calendar = calendar
         self._clock = clock
 
-    async def handle(self, items: Sequence[PositionedFacts]) -> list[EngineOutcome]:
+    async def handle(
+        self, items: Sequence[PositionedFacts], on_committed: OnCommitted | None = None
+    ) -> list[EngineOutcome]:
         """Apply one batch (records in log order); returns the alerts raised and withdrawn.
 
         The records are applied in order, in one transaction, up to the first that raises or
-        withdraws an alert: that part commits (with its states and positions) and is announced
-        at once, and the rest of the batch follows in the next part. So an alert early in a
-        long batch reaches its recipients' streams without waiting for the rest of the batch
-        to be evaluated, and a batch raising nothing is still one transaction. The consumer
-        commits offsets only after the whole batch; a crash between parts replays the batch,
-        and the parts already committed are skipped by their positions.
+        withdraws an alert: that part commits (with its states and positions), is announced
+        and is handed to ``on_committed`` at once, and the rest of the batch follows in the
+        next part. So an alert early in a long batch reaches its recipients' streams (and the
+        consumer's webhook queue) without waiting for the rest of the batch to be evaluated,
+        and a batch raising nothing is still one transaction. A part that fails after an
+        earlier one committed leaves that one's outcomes already handed over: on redelivery
+        the parts already committed are skipped by their positions, so they are never
+        produced again. The consumer commits offsets only after the whole batch.
+
+        The positions are read once per batch, and each child's state is loaded once (the
+        first part loads the batch's children, a household incident its other members): a
+        later part goes on from the states as the earlier parts left them, as the whole batch
+        did from the states loaded at its start when it was one transaction.
         """
+        if not items:
+            return []
+        batch = _Batch()
         outcomes: list[EngineOutcome] = []
-        start = 0
-        while start < len(items):
-            produced, start = await self._handle_part(items, start)
+        while True:
+            produced = await self._handle_part(items, batch)
             outcomes += produced
-        return outcomes
+            if produced and on_committed is not None:
+                await on_committed(produced)
+            if batch.start >= len(batch.fresh):
+                return outcomes
 
     async def _handle_part(
-        self, items: Sequence[PositionedFacts], start: int
-    ) -> tuple[list[EngineOutcome], int]:
-        """Apply ``items[start:]`` in one transaction up to the first record that produces an
-        outcome; returns the outcomes and where the next part starts."""
+        self, items: Sequence[PositionedFacts], batch: _Batch
+    ) -> list[EngineOutcome]:
+        """Apply ``batch.fresh[batch.start:]`` in one transaction up to the first record that
+        produces an outcome (on the first part, first read the positions and load the states
+        of the batch); returns the outcomes, ``batch`` left where the next part starts."""
         now = self._clock()
         outcomes: list[EngineOutcome] = []
-        end = len(items)
+        states, saved = batch.states, batch.saved
         async with self._store.engine.begin() as conn:
-            done = await self._store.positions(conn)
-            fresh = [
-                (n, i)
-                for n, i in enumerate(items[start:], start)
-                if i.offset >= done.get((i.topic, i.partition), 0)
-            ]
-            states: dict[str, ChildAlertState] = {}
-            saved: dict[str, tuple[str, ...]] = {}  # household keys as loaded (indexed so)
-            await self._load(
-                conn, {i.facts.child_id for _, i in fresh if i.facts is not None}, states, saved
-            )
+            if not batch.opened:
+                done = await self._store.positions(conn)
+                batch.fresh = [i for i in items if i.offset >= done.get((i.topic, i.partition), 0)]
+                await self._load(
+                    conn, {i.facts.child_id for i in batch.fresh if i.facts is not None}, batch
+                )
+                batch.opened = True
             changed: dict[str, ChildAlertState] = {}
             positions: dict[tuple[str, int], int] = {}
-            for count, (n, item) in enumerate(fresh):
+            end = len(batch.fresh)
+            for count, n in enumerate(range(batch.start, end)):
                 if count % 25 == 24:
                     await asyncio.sleep(0)  # let the consumer's heartbeats run between events
+                item = batch.fresh[n]
                 key = (item.topic, item.partition)
                 positions[key] = max(positions.get(key, 0), item.offset + 1)
                 if item.facts is None:
                     continue
                 facts = item.facts
-                for child_id in [
-                    facts.child_id,
-                    *await self._household(conn, facts, states, saved),
-                ]:
+                for child_id in [facts.child_id, *await self._household(conn, facts, batch)]:
                     state = states.get(child_id) or ChildAlertState(child_id=child_id)
                     new_state, produced = evaluate(
                         state, facts, self._rules, now=now, calendar=self._calendar
@@ -122,12 +152,15 @@ class AlertProcessor:
                     if new_state is not state:
                         states[child_id] = changed[child_id] = new_state
                     outcomes += produced
-                if outcomes and count + 1 < len(fresh):
+                if outcomes and n + 1 < end:
                     end = n + 1  # commit this alert now; the rest follows in the next part
                     break
             recorded = await self._store.apply(
                 conn, outcomes, positions=positions, states=changed, indexed=saved, now=now
             )
+        batch.start = end
+        for child_id, state in changed.items():
+            saved[child_id] = state.household_keys  # as committed: the index says so now
         if recorded:
             self._store.changes.announce()  # committed: wake this process's alert streams
         for outcome in outcomes:
@@ -145,31 +178,25 @@ class AlertProcessor:
                     rule_id=outcome.rule_id,
                     cause_event_id=outcome.cause_event_id,
                 )
-        return outcomes, end
+        return outcomes
 
-    async def _load(
-        self,
-        conn: AsyncConnection,
-        child_ids: set[str],
-        states: dict[str, ChildAlertState],
-        saved: dict[str, tuple[str, ...]],
-    ) -> None:
-        """Load these children's saved states into ``states``, and note in ``saved`` the
-        household keys each was saved with (none for a child never saved)."""
+    async def _load(self, conn: AsyncConnection, child_ids: set[str], batch: _Batch) -> None:
+        """Load these children's saved states into ``batch.states``, and note in
+        ``batch.saved`` the household keys each was saved with (none for a child never
+        saved)."""
         if not child_ids:
             return
         loaded = await self._store.load_states(conn, child_ids)
-        states.update(loaded)
+        batch.states.update(loaded)
         for child_id in child_ids:
             found = loaded.get(child_id)
-            saved[child_id] = found.household_keys if found is not None else ()
+            batch.saved[child_id] = found.household_keys if found is not None else ()
 
     async def _household(
         self,
         conn: AsyncConnection,
         facts: HubEventFacts,
-        states: dict[str, ChildAlertState],
-        saved: dict[str, tuple[str, ...]],
+        batch: _Batch,
     ) -> list[str]:
         """The other children an event reaches through a household, their states loaded.
 
@@ -180,6 +207,7 @@ class AlertProcessor:
         incident = facts.contact is not None and facts.contact.contact_type == "police_incident"
         if not incident and facts.supersedes is None:
             return []
+        states = batch.states
         keys = set(facts.household_keys)
         named = states.get(facts.child_id)
         if facts.supersedes is not None and named is not None:
@@ -189,7 +217,7 @@ class AlertProcessor:
         members = await self._store.household_members(conn, keys)
         members |= {c for c, s in states.items() if keys & set(s.household_keys)}
         members.discard(facts.child_id)
-        await self._load(conn, members - states.keys(), states, saved)
+        await self._load(conn, members - states.keys(), batch)
         reached = sorted(
             c
             for c in members

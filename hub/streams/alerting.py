@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from contracts import ContractValidationError, parse_envelope
+from hub.alerts.engine import EngineOutcome
 from hub.alerts.facts import facts_from_envelope
 from hub.alerts.processing import AlertProcessor, PositionedFacts
 from hub.crypto.data_keys import KeyDestroyed, UnknownDataKey
@@ -79,11 +80,17 @@ class AlertConsumer:
                     cause="erased",
                 )
             items.append(PositionedFacts(facts, record.topic, record.partition, record.offset))
-        outcomes = await self._processor.handle(items)
-        if self._dispatcher is not None and outcomes:
+        outcomes = await self._processor.handle(items, on_committed=self._committed)
+        self._metrics.events_out.labels(PROCESSOR, "alert_changes")  # exported from batch one
+        return len(outcomes)
+
+    async def _committed(self, outcomes: list[EngineOutcome]) -> None:
+        """Queue the webhooks of a part of a batch as soon as it has committed: a later part
+        that fails leaves them queued, and the batch redelivered skips this part by its
+        positions, so they would never be queued after the whole batch."""
+        if self._dispatcher is not None:
             await self._dispatcher.enqueue(outcomes)  # webhooks for subscribers who want them
         self._metrics.events_out.labels(PROCESSOR, "alert_changes").inc(len(outcomes))
-        return len(outcomes)
 
 
 async def run_escalations(processor: AlertProcessor, *, every_seconds: float = 30.0) -> None:

@@ -1,16 +1,17 @@
 """The alert store on SQLite and PostgreSQL: exactly one alert per occurrence, inbox, steps,
-and household incidents reaching every child at the address."""
+webhooks queued once per committed alert, and household incidents reaching every child at
+the address."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 import sqlalchemy as sa
@@ -20,14 +21,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contracts import AgencyKind, EventType
 from hub.alerts import processing
 from hub.alerts.calendar import load_calendar
-from hub.alerts.model import AlertStatus
+from hub.alerts.model import AlertRaised, AlertStatus
 from hub.alerts.processing import AlertProcessor, PositionedFacts
 from hub.alerts.rules import load_rules
 from hub.alerts.state import ChildAlertState
 from hub.alerts.store import AlertNotFound, AlertNotOpen, AlertStore
 from hub.alerts.tables import alert_child_states, alert_events, alert_household_keys, alerts
+from hub.crypto.encryption import FieldCipher
+from hub.delivery.webhooks import AlertDispatcher
+from hub.observability import Metrics
 from hub.sharing import EventFacts
 from hub.store.db import create_engine, migrate
+from hub.streams import alerting
+from hub.streams.alerting import AlertConsumer
+from hub.streams.records import ConsumedRecord
+from hub.streams.wire import SealedHubEvent
 from tests.support.databases import BACKENDS, fresh_database_url, upgrade_to
 from tests.unit.alerts.conftest import (
     CALENDAR_FILE,
@@ -91,6 +99,20 @@ def batch(*facts, start: int = 0, partition: int = 0) -> list[PositionedFacts]:
     return [PositionedFacts(f, TOPIC, partition, start + i) for i, f in enumerate(facts)]
 
 
+def fail_at(monkeypatch: pytest.MonkeyPatch, event_id: str) -> Callable[[], None]:
+    """Make evaluating the event ``event_id`` raise (the process stops there); returns what
+    puts the real evaluation back."""
+    real = processing.evaluate
+
+    def failing(state, facts, *args, **kwargs):
+        if facts.event_id == event_id:
+            raise RuntimeError("the process stops here")
+        return real(state, facts, *args, **kwargs)
+
+    monkeypatch.setattr(processing, "evaluate", failing)
+    return lambda: monkeypatch.setattr(processing, "evaluate", real)
+
+
 async def count(store: AlertStore, table) -> int:
     async with store.engine.connect() as conn:
         return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
@@ -150,25 +172,78 @@ class TestExactlyOncePerOccurrence:
         """A failure after an alert in a batch leaves the alert stored and the position just
         past it; the batch redelivered raises nothing twice and applies the rest."""
         records = batch(plan(), attendance(), attendance("health:ed-2", T0 + timedelta(hours=1)))
-        real = processing.evaluate
-
-        def failing(state, facts, *args, **kwargs):
-            if facts.event_id == "health:ed-2":
-                raise RuntimeError("the process stops here")
-            return real(state, facts, *args, **kwargs)
-
-        monkeypatch.setattr(processing, "evaluate", failing)
+        restore = fail_at(monkeypatch, "health:ed-2")
         with pytest.raises(RuntimeError):
             await processor.handle(records)
         assert await count(store, alerts) == 1
         async with store.engine.connect() as conn:
             assert await store.positions(conn) == {(TOPIC, 0): 2}
-        monkeypatch.setattr(processing, "evaluate", real)
+        restore()
         again = await processor.handle(records)
         assert [o.trigger_event_ids[0] for o in again] == ["health:ed-2"]
         assert (await count(store, alerts), await count(store, alert_events)) == (2, 2)
         async with store.engine.connect() as conn:
             assert await store.positions(conn) == {(TOPIC, 0): 3}
+
+    @pytest.mark.parametrize("crash", [False, True], ids=["whole", "crash"])
+    async def test_parts_across_two_partitions(self, store, processor, monkeypatch, crash):
+        """Records of two partitions interleaved, an alert raised in the first part and
+        withdrawn by a retraction in a later one. If the process stops in the second part,
+        each partition's position is just past what the first part applied, one alert is
+        stored, and the batch redelivered withdraws it."""
+        records = [
+            PositionedFacts(plan(), TOPIC, 0, 0),
+            PositionedFacts(pupil_of(OSCAR, "school:o"), TOPIC, 1, 0),
+            PositionedFacts(attendance(), TOPIC, 0, 1),  # raises: the first part ends here
+            PositionedFacts(pupil_of(THEO, "school:t"), TOPIC, 1, 1),  # the process stops
+            PositionedFacts(retraction("health:rtr-1", "health:ed-1"), TOPIC, 0, 2),
+        ]
+        if crash:
+            restore = fail_at(monkeypatch, "school:t")
+            with pytest.raises(RuntimeError):
+                await processor.handle(records)
+            async with store.engine.connect() as conn:
+                assert await store.positions(conn) == {(TOPIC, 0): 2, (TOPIC, 1): 1}
+            (raised,) = await store.open_alerts([SW])
+            restore()
+            again = await processor.handle(records)
+        else:
+            raised, *again = await processor.handle(records)
+        assert [(type(o).__name__, o.alert_id) for o in again] == [
+            ("AlertWithdrawn", raised.alert_id)
+        ]
+        assert await processor.handle(records) == []
+        async with store.engine.connect() as conn:
+            assert await store.positions(conn) == {(TOPIC, 0): 3, (TOPIC, 1): 2}
+        assert (await count(store, alerts), await store.open_alerts([SW])) == (1, [])
+        assert (await store.get(raised.alert_id)).status is AlertStatus.withdrawn
+
+    async def test_each_child_s_state_is_loaded_once_per_batch(self, store, processor, monkeypatch):
+        """A batch raising an alert for each of several children (a part each), with a
+        household incident reaching a sibling saved earlier: every state is loaded once."""
+        await processor.handle(batch(pupil_of(OSCAR, "school:o"), partition=1))
+        children = [f"ch-{n}" for n in range(4)]
+        records = batch(
+            *[
+                replace(f, child_id=c)
+                for c in children
+                for f in (plan(f"cs:plan-{c}"), attendance(f"health:ed-{c}"))
+            ],
+            pupil_of(RUBY, "school:r"),
+            notice(),
+        )
+        loaded: list[str] = []
+        real = store.load_states
+
+        async def load_states(conn: AsyncConnection, child_ids) -> dict:
+            ids = list(child_ids)
+            loaded.extend(ids)
+            return await real(conn, ids)
+
+        monkeypatch.setattr(store, "load_states", load_states)
+        out = await processor.handle(records)
+        assert sorted(o.child_id for o in out) == sorted([*children, OSCAR, RUBY])
+        assert sorted(loaded) == sorted([*children, OSCAR, RUBY])
 
     async def test_a_position_never_moves_backwards(self, store):
         """An older offset written after a newer one leaves the newer one in place."""
@@ -188,10 +263,13 @@ class TestExactlyOncePerOccurrence:
         other = AlertStore(store.engine)
         async with store.engine.begin() as conn:
             assert await store.load_states(conn, [OSCAR]) == {OSCAR: mine}
+            # the store's own cache answers with ``mine`` itself: a store without it must agree
+            assert await AlertStore(store.engine).load_states(conn, [OSCAR]) == {OSCAR: mine}
             theirs = mine.model_copy(update={"household_keys": (ELSEWHERE, HOME)})
             await other.apply(conn, [], states={OSCAR: theirs}, now=T0)
         async with store.engine.connect() as conn:
             assert await store.load_states(conn, [OSCAR]) == {OSCAR: theirs}
+            assert await AlertStore(store.engine).load_states(conn, [OSCAR]) == {OSCAR: theirs}
         with pytest.raises(RuntimeError):
             async with store.engine.begin() as conn:
                 await store.apply(conn, [], states={OSCAR: mine}, now=T0)
@@ -204,6 +282,70 @@ class TestExactlyOncePerOccurrence:
         outcomes = await processor.handle(batch(plan(), attendance()))
         async with store.engine.begin() as conn:
             assert await store.apply(conn, outcomes, now=T0) == 0
+
+
+class Opener:
+    """Stands in for the field cipher: a record's envelope is opened as it is."""
+
+    async def open_envelope(self, child_id: str, envelope: dict[str, Any]) -> dict[str, Any]:
+        return envelope
+
+
+class Queue:
+    """Stands in for the webhook dispatcher: the ids of the alerts queued, call by call."""
+
+    def __init__(self) -> None:
+        self.queued: list[str] = []
+
+    async def enqueue(self, outcomes: Iterable[object]) -> list[object]:
+        self.queued += [o.alert_id for o in outcomes if isinstance(o, AlertRaised)]
+        return []
+
+
+class TestAlertConsumer:
+    """Webhooks are queued for every alert committed, once, however its batch ends."""
+
+    async def test_an_alert_committed_before_a_failure_is_queued_once(
+        self, store, processor, monkeypatch
+    ):
+        """The batch fails in the part after an alert: the alert is queued all the same, and
+        the batch redelivered queues the second part's alert only."""
+        facts = [plan(), attendance(), attendance("health:ed-2", T0 + timedelta(hours=1))]
+        by_id = {f.event_id: f for f in facts}
+        monkeypatch.setattr(alerting, "parse_envelope", lambda opened: opened)
+        monkeypatch.setattr(alerting, "facts_from_envelope", lambda env, _: by_id[env["id"]])
+        records = [
+            ConsumedRecord(
+                topic=TOPIC,
+                partition=0,
+                offset=n,
+                key=f.child_id.encode(),
+                value=SealedHubEvent(
+                    child_id=f.child_id, ingested_at=T0, envelope={"id": f.event_id}
+                )
+                .model_dump_json()
+                .encode(),
+            )
+            for n, f in enumerate(facts)
+        ]
+        queue = Queue()
+        consumer = AlertConsumer(
+            processor=processor,
+            cipher=cast(FieldCipher, Opener()),
+            metrics=Metrics(),
+            dispatcher=cast(AlertDispatcher, queue),
+        )
+        restore = fail_at(monkeypatch, "health:ed-2")
+        with pytest.raises(RuntimeError):
+            await consumer.handle_batch(records)
+        (first,) = await store.open_alerts([SW])
+        assert queue.queued == [first.alert_id]
+        restore()
+        assert await consumer.handle_batch(records) == 1
+        second = {a.alert_id for a in await store.open_alerts([SW])} - {first.alert_id}
+        assert queue.queued == [first.alert_id, *second] and len(second) == 1
+        assert await consumer.handle_batch(records) == 0
+        assert (await count(store, alerts), len(queue.queued)) == (2, 2)
 
 
 class TestInbox:
