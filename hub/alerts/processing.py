@@ -4,7 +4,8 @@
 records below the saved log positions (read once per batch), loads the children's states
 once, evaluates each event in log order, and writes alerts, states and positions together in
 one transaction per part of the batch (a part ending at a record that raises or withdraws an
-alert; a later part goes on from the states the earlier ones left). A police incident (or a
+alert; a later part goes on from the states the earlier ones left, loaded again under lock on
+PostgreSQL). A police incident (or a
 correction or retraction) is also evaluated against every other child whose state shares one
 of its household keys, found through the store's household-key index, so a brother not named
 in the notice gets his school's notice too. The consumer commits Kafka offsets only after it
@@ -98,10 +99,14 @@ class AlertProcessor:
         the parts already committed are skipped by their positions, so they are never
         produced again. The consumer commits offsets only after the whole batch.
 
-        The positions are read once per batch, and each child's state is loaded once (the
-        first part loads the batch's children, a household incident its other members): a
-        later part goes on from the states as the earlier parts left them, as the whole batch
-        did from the states loaded at its start when it was one transaction.
+        The positions are read once per batch. On SQLite (one alerts process per database
+        file) each child's state is loaded once (the first part loads the batch's children, a
+        household incident its other members): a later part goes on from the states as the
+        earlier parts left them, as the whole batch did from the states loaded at its start
+        when it was one transaction. On PostgreSQL ``load_states`` locks the rows it reads
+        until the commit, and another consumer may write a state between two parts (a
+        household incident reaches children of other partitions), so each part loads, and
+        locks, the states of the rest of the batch again.
         """
         if not items:
             return []
@@ -128,9 +133,15 @@ class AlertProcessor:
             if not batch.opened:
                 done = await self._store.positions(conn)
                 batch.fresh = [i for i in items if i.offset >= done.get((i.topic, i.partition), 0)]
-                await self._load(
-                    conn, {i.facts.child_id for i in batch.fresh if i.facts is not None}, batch
-                )
+            if not batch.opened or self._store.locks_states:
+                # A later part on PostgreSQL loads (and so locks) the rest's states again: the
+                # locks of the states carried from the last part ended at its commit, and
+                # another consumer may have written one since (a household incident).
+                states.clear()
+                saved.clear()
+                rest = batch.fresh[batch.start :]
+                children = {i.facts.child_id for i in rest if i.facts is not None}
+                await self._load(conn, children, batch)
                 batch.opened = True
             changed: dict[str, ChildAlertState] = {}
             positions: dict[tuple[str, int], int] = {}

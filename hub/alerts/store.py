@@ -236,6 +236,13 @@ class AlertStore:
         )
         return {(r.topic, r.partition): r.next_offset for r in rows}
 
+    @property
+    def locks_states(self) -> bool:
+        """Whether ``load_states`` locks the rows it reads until the transaction ends (on
+        PostgreSQL, where several alerts consumers may share the store). A state carried past
+        a commit is then no longer locked, so it must be loaded again before it is written."""
+        return self._pg
+
     async def load_states(
         self, conn: AsyncConnection, child_ids: Iterable[str]
     ) -> dict[str, ChildAlertState]:

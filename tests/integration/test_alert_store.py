@@ -243,7 +243,34 @@ class TestExactlyOncePerOccurrence:
         monkeypatch.setattr(store, "load_states", load_states)
         out = await processor.handle(records)
         assert sorted(o.child_id for o in out) == sorted([*children, OSCAR, RUBY])
-        assert sorted(loaded) == sorted([*children, OSCAR, RUBY])
+        if store.locks_states:  # PostgreSQL: each part loads (locks) the rest's states again
+            assert set(loaded) == {*children, OSCAR, RUBY}
+            assert len(loaded) > len(set(loaded))
+        else:
+            assert sorted(loaded) == sorted([*children, OSCAR, RUBY])
+
+    async def test_a_state_written_between_parts_is_not_overwritten(self, store, processor):
+        """On PostgreSQL another consumer may write a state between two parts of a batch (a
+        household incident reaches children of other partitions): the later part loads it
+        again, under lock, and builds on it instead of writing back what it carried."""
+        if not store.locks_states:
+            pytest.skip("SQLite: one alerts process per database file")
+        await processor.handle(batch(pupil_of(OSCAR, "school:o"), partition=1))
+        other = AlertStore(store.engine)
+
+        async def another_consumer_writes(_outcomes: list[object]) -> None:
+            async with store.engine.begin() as conn:
+                (theirs,) = (await other.load_states(conn, [OSCAR])).values()
+                moved = theirs.model_copy(update={"household_keys": (ELSEWHERE, HOME)})
+                await other.apply(conn, [], states={OSCAR: moved}, now=T0)
+
+        records = batch(plan(), attendance(), pupil_of(OSCAR, "school:o2"), start=0)
+        out = await processor.handle(records, another_consumer_writes)
+        assert [type(o).__name__ for o in out] == ["AlertRaised"]
+        async with store.engine.connect() as conn:
+            (final,) = (await AlertStore(store.engine).load_states(conn, [OSCAR])).values()
+        assert set(final.household_keys) == {ELSEWHERE, HOME}
+        assert {"school:o", "school:o2"} <= set(final.records)
 
     async def test_a_position_never_moves_backwards(self, store):
         """An older offset written after a newer one leaves the newer one in place."""
