@@ -6,11 +6,10 @@ agencies involved and the milestones the delay conditions need; a child-protecti
 significant harm. The facts of each stored event (type, source, tags, time) come back too, by
 event id, so the webhook dispatcher can decide an alert's triggering events.
 
-A consumer batch asks for many children at once (``NarrativeChildFacts.many``): their entries
-and the texts of their involvements and contacts are read in one query each, instead of a
-few queries per child, since a batch of a trickle touches nearly one child per event.
-A consumer that needs only the situation (``NarrativeChildFacts.situations``: the topic
-deliveries) reads just the entries it is made from, texts included, in one query.
+A consumer batch asks for many children at once (``NarrativeChildFacts.situations``: the
+topic deliveries): it reads just the entries a situation is made from, texts included, in one
+query for the whole batch, instead of a few queries per child (a batch of a trickle touches
+nearly one child per event).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from hub.crypto.data_keys import ChildKeyStore
-from hub.crypto.narrative import CONTEXT_FAMILIES, open_items, with_texts
+from hub.crypto.narrative import CONTEXT_FAMILIES, open_items
 from hub.domain.chronology import (
     SITUATION_AGENCY_KINDS,
     ChildSituation,
@@ -57,37 +56,13 @@ class NarrativeChildFacts:
         basis = await cache_for(self._store, self._keys).basis([child_id])
         return _snapshot(basis.situation, zip(basis.items, basis.facts, strict=True))
 
-    async def many(self, child_ids: Iterable[str]) -> dict[str, ChildSnapshot]:
-        """Each child's snapshot, read fresh: every entry's clear columns in one query, the
-        involvements' and contacts' texts in another, opened under each child's key."""
-        wanted = sorted(set(child_ids))
-        if not wanted:
-            return {}
-        entries = await self._store.narrative(wanted, texts=False)
-        items = await open_items(self._keys, entries, only=lambda _: False)
-        context = [e for e in entries if e.family in CONTEXT_FAMILIES]
-        opened = await open_items(
-            self._keys, await with_texts(self._store, context, lambda _: True), summaries=False
-        )
-        by_id = {i.event_id: i for i in opened}
-        per_child: dict[str, list[ChronologyItem]] = {c: [] for c in wanted}
-        for entry, item in zip(entries, items, strict=True):
-            per_child[entry.child_id].append(item)  # in story order, as for one child
-        return {
-            child_id: _snapshot(
-                situation_of([by_id.get(i.event_id, i) for i in its]),
-                ((i, EventFacts.of(i)) for i in its),
-            )
-            for child_id, its in per_child.items()
-        }
-
     async def situations(self, child_ids: Iterable[str]) -> dict[str, ChildSnapshot]:
         """Each child's snapshot without its events' facts (``events`` empty), read fresh.
 
         The situation is made from the opened involvements and contacts and the agencies of
         the child's school entries only (``situation_of``), so only those entries are read,
         with their texts, in one query: the same statuses, involved agencies, milestones
-        and harm as ``many`` gives, for a fraction of the rows."""
+        and harm as the one-child read gives, for a fraction of the rows."""
         wanted = sorted(set(child_ids))
         if not wanted:
             return {}

@@ -83,35 +83,6 @@ class TestNarrativeChildFacts:
         )
         assert empty == ChildSnapshot()
 
-    async def test_many_children_read_together(self, tmp_path: Path) -> None:
-        """``many`` gives each child the snapshot it gets alone (a child with no entries the
-        empty one), from two queries whatever the number of children."""
-        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
-        await migrate(engine)
-        store = SqlStore(engine)
-        plan = plan_started()
-        placed = [(CHILD, plan), (CHILD, police_concern(1)), (OTHER, police_concern(2))]
-        entries = [
-            PositionedEntry(entry_for(e, child), "hub.events", 0, n)
-            for n, (child, e) in enumerate(placed)
-        ]
-        facts = NarrativeChildFacts(store, NoKeys())  # type: ignore[arg-type]
-        statements: list[str] = []
-        try:
-            async with engine.begin() as conn:
-                await store.apply_entries(conn, "narrative", entries, now=NOW)
-            alone = {c: await facts(c) for c in (CHILD, OTHER, "child-unknown")}
-            event.listen(
-                engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2])
-            )
-            together = await facts.many([OTHER, CHILD, "child-unknown", CHILD])
-        finally:
-            await engine.dispose()
-        assert together == alone
-        assert together[CHILD].significant_harm and not together[OTHER].significant_harm
-        assert alone["child-unknown"] == ChildSnapshot()
-        assert len(statements) == 2
-
 
 def school_concern() -> Envelope:
     """A school raises a concern (invented child): the school is then involved."""
@@ -132,8 +103,8 @@ def strategy_meeting() -> Envelope:
 class TestSituations:
     async def test_the_situation_many_gives_from_one_query(self, tmp_path: Path) -> None:
         """``situations`` gives each child the statuses, involved agencies, milestones and
-        harm that ``many`` gives (no event facts), reading only the entries they come
-        from, in one query."""
+        harm that the child's own read gives (no event facts), reading only the entries
+        they come from, in one query for every child (one with no entries the empty one)."""
         engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
         await migrate(engine)
         store = SqlStore(engine)
@@ -154,14 +125,15 @@ class TestSituations:
         try:
             async with engine.begin() as conn:
                 await store.apply_entries(conn, "narrative", entries, now=NOW)
-            many = await facts.many(wanted)
+            alone = {c: await facts(c) for c in wanted}
             event.listen(
                 engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2])
             )
             situations = await facts.situations(wanted)
         finally:
             await engine.dispose()
-        assert situations == {c: replace(s, events={}) for c, s in many.items()}
+        assert situations == {c: replace(s, events={}) for c, s in alone.items()}
+        assert situations["child-unknown"] == ChildSnapshot()
         assert situations[CHILD].significant_harm and situations[CHILD].milestones
         assert situations[OTHER].involved_agencies == frozenset({"northshire-primary"})
         assert len(statements) == 1
