@@ -256,7 +256,13 @@ class TestFenwickFamily:
         rules = str(scenario_rules(tmp_path))
         first = make_hub(HUB_ALERT_RULES_FILE=rules)
         first.start()
-        submit(first, PLAN, SCHOOL_1, INCIDENT, POLICE_CONCERN, THEO_ED)
+        submit(first, PLAN, SCHOOL_1)
+        # The school must be known when the incident is judged (docs/alerts.md: judged once,
+        # when it arrives). The agencies' topics are read independently, so two submissions
+        # in a row can reach hub.events in either order; once both are stored, anything
+        # about Mia sent later comes after them on her partition.
+        await poll(lambda: _mia_stored(first, at_least=2))
+        submit(first, INCIDENT, POLICE_CONCERN, THEO_ED)
         await settled(first, expected_inboxes(dsl=[ENCOMPASS]))
         submit(first, ED)
         first.kill()  # a crash: the attendance may or may not have been processed
@@ -315,6 +321,11 @@ class TestFenwickFamily:
             "Concern raised: domestic abuse, medium risk. DASH medium on review."
             " (Corrected: Risk level entered wrongly.)"
         )
+
+
+async def _mia_stored(hub: HubProcess, *, at_least: int) -> bool | None:
+    mia_id = child_of(hub, MIA_NHS)
+    return await _stored(hub, mia_id, at_least) if mia_id else None
 
 
 async def _stored(hub: HubProcess, child_id: str, at_least: int) -> bool | None:
