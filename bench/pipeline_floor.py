@@ -1,0 +1,276 @@
+"""The CPU floor of the hub's pipeline per event: what the design pays before any hub logic.
+
+Issue 5 asks for alert latency while 1,000 events/s flow. An event crosses Kafka four times
+(the agency's producer to the intake topic, ingest reading it, ingest writing ``hub.events``,
+the narrative and alerts roles each reading that), is verified once and is parsed by every
+role. This bench measures each of those steps alone, on the real broker, with the hub's own
+libraries and the bench load's envelopes, and adds them up: the CPU any implementation of
+this design in this stack spends per event, with no store, no rules, no encryption. One run:
+
+1. **Produce**: N signed ``concern.raised`` envelopes (``bench/pipeline.py``'s load, signed with
+   the police dev key) to a fresh topic with aiokafka (``enable_idempotence=True,
+   linger_ms=5``), as the agency producer and ingest's publisher do; this process's CPU
+   (``time.process_time``, signing excluded: it is timed apart and subtracted).
+2. **Consume**: the N records read back in ``getmany`` batches with a commit after each, as a
+   subscriber does; this process's CPU.
+3. **Broker**: the broker's CPU (``/proc``) over steps 1-2, when its pid is known (the hub's
+   local broker, or ``--broker-pid``).
+4. **Verify**: ``hub.crypto.signing.verify_envelope`` of each record against the development
+   key ring (ingest verifies every envelope).
+5. **Parse**: ``orjson.loads`` + ``contracts.parse_envelope`` of each record (every role
+   validates the envelope it reads).
+6. **Seal**: AES-256-GCM of each record's bytes under one key (the narrative seals what it
+   stores; the hub seals per field, this is one ciphertext per event).
+7. **Store**: each record as one row (id, child, the record's bytes) into a fresh SQLite file
+   through the hub's own engine (``hub.store.db.create_engine``: WAL, its writer lock), one
+   ``executemany`` and commit per ``--batch`` (ingest, the narrative and alerts each write a
+   row's worth per event).
+
+Floor per event = 2 x produce + 3 x consume + 2 x broker (each record is written and read
+twice) + verify + 3 x parse + seal + 3 x store, and the cores that floor needs at ``--rate``
+events/s. The agency's producer runs on the hub's machine only in the benches (there it
+shares the cores). It prints plain lines and, last, one JSON line. No thresholds, no asserts.
+
+Usage::
+
+    .venv/bin/python bench/pipeline_floor.py [--events 20000] [--batch 500] [--rate 1000]
+        [--broker-pid PID] [--data-dir .hub]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Column, LargeBinary, MetaData, String, Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pipeline import (
+    Load,
+    build_load,
+    cpu_seconds,
+    create_topic,
+    delete_topics_with_prefix,
+    open_broker,
+    say,
+    signed_value,
+)
+
+from contracts import parse_envelope
+from hub.crypto.agency_keys import AgencyKeyRing, dev_private_key
+from hub.crypto.signing import verify_envelope
+from hub.store.db import create_engine
+
+_AGENCY = "northshire-police"
+
+
+def signed_values(load: Load) -> tuple[list[bytes], float]:
+    """Every message of the load, signed now; and the CPU seconds the signing took."""
+    signer = dev_private_key(_AGENCY)
+    stamp = datetime.now(UTC).isoformat().encode()
+    started = time.process_time()
+    values = [signed_value(load, i, stamp, signer) for i in range(len(load))]
+    return values, time.process_time() - started
+
+
+async def produce_all(bootstrap: str, topic: str, keys: list[bytes], values: list[bytes]) -> float:
+    """Send every value and wait for every acknowledgement; this process's CPU seconds."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    try:
+        started = time.process_time()
+        futures = [await producer.send(topic, v, key=k) for k, v in zip(keys, values, strict=True)]
+        await asyncio.gather(*futures)
+        return time.process_time() - started
+    finally:
+        await producer.stop()
+
+
+async def consume_all(bootstrap: str, topic: str, group: str, events: int, batch: int) -> float:
+    """Read ``events`` records as a group member, committing after each batch; CPU seconds."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        seen = 0
+        started = time.process_time()
+        deadline = time.monotonic() + 300
+        while seen < events:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"consumed {seen} of {events} records in 300 s")
+            batches = await consumer.getmany(timeout_ms=1000, max_records=batch)
+            seen += sum(len(records) for records in batches.values())
+            if batches:
+                await consumer.commit()
+        return time.process_time() - started
+    finally:
+        await consumer.stop()
+
+
+def cpu_per_call(values: Sequence[bytes], step: Callable[[bytes], Any]) -> float:
+    """Mean CPU seconds of ``step`` over every value."""
+    started = time.process_time()
+    for value in values:
+        step(value)
+    return (time.process_time() - started) / len(values)
+
+
+def seal_each(values: Sequence[bytes]) -> float:
+    """Mean CPU seconds to AES-256-GCM one value (fresh nonce, its id as associated data)."""
+    aead = AESGCM(AESGCM.generate_key(bit_length=256))
+    started = time.process_time()
+    for index, value in enumerate(values):
+        aead.encrypt(os.urandom(12), value, str(index).encode())
+    return (time.process_time() - started) / len(values)
+
+
+async def store_all(path: Path, values: Sequence[bytes], batch: int) -> float:
+    """Mean CPU seconds to write one value as a row, ``batch`` rows per transaction."""
+    rows = Table(
+        "floor_rows",
+        MetaData(),
+        Column("event_id", String(64), primary_key=True),
+        Column("child_id", String(64), nullable=False),
+        Column("body", LargeBinary, nullable=False),
+    )
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(rows.metadata.create_all)
+        insert = rows.insert()
+        started = time.process_time()
+        for at in range(0, len(values), batch):
+            chunk = [
+                {"event_id": f"e{at + i}", "child_id": f"c{(at + i) % 997}", "body": value}
+                for i, value in enumerate(values[at : at + batch])
+            ]
+            async with engine.begin() as conn:
+                await conn.execute(insert, chunk)
+        return (time.process_time() - started) / len(values)
+    finally:
+        await engine.dispose()
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=20_000, help="records to send and read")
+    parser.add_argument("--batch", type=int, default=500, help="getmany max_records")
+    parser.add_argument("--rate", type=int, default=1_000, help="events/s to size cores for")
+    parser.add_argument("--broker-pid", type=int, default=None, help="broker pid (for its CPU)")
+    parser.add_argument("--data-dir", type=Path, default=Path(".hub"), help="local broker's dir")
+    return parser.parse_args(argv)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    broker = open_broker(args.data_dir)
+    broker_pid = args.broker_pid or broker.pid
+    run_id = uuid.uuid4().hex[:8]
+    prefix = f"floor{run_id}."
+    topic = f"{prefix}events"
+    say(f"broker: {broker.note}; pid {broker_pid or 'unknown (pass --broker-pid)'}")
+    load = build_load(args.events, run_id)
+    values, sign_seconds = signed_values(load)
+    await create_topic(broker.bootstrap, topic, 3)
+    try:
+        broker0 = cpu_seconds(broker_pid)
+        produce = await produce_all(broker.bootstrap, topic, load.keys, values)
+        consume = await consume_all(
+            broker.bootstrap, topic, f"{prefix}group", len(values), args.batch
+        )
+        broker1 = cpu_seconds(broker_pid)
+    finally:
+        await delete_topics_with_prefix(broker.bootstrap, prefix)
+        if broker.local is not None:
+            broker.local.stop()
+    ring = AgencyKeyRing.development([_AGENCY])
+    now = datetime.now(UTC)
+    verify = cpu_per_call(values, lambda v: verify_envelope(orjson.loads(v), ring, now=now))
+    decode = cpu_per_call(values, orjson.loads)
+    parse = cpu_per_call(values, lambda v: parse_envelope(orjson.loads(v)))
+    seal = seal_each(values)
+    with tempfile.TemporaryDirectory(prefix="hub-floor-") as tmp:
+        store = await store_all(Path(tmp) / "floor.db", values, args.batch)
+    n = len(values)
+    ms = {
+        "produce": produce / n * 1000,
+        "consume": consume / n * 1000,
+        "broker_write_and_read": (
+            None if broker0 is None or broker1 is None else (broker1 - broker0) / n * 1000
+        ),
+        "verify_ed25519": (verify - decode) * 1000,
+        "parse_envelope": parse * 1000,
+        "seal_aes_gcm": seal * 1000,
+        "store_row_sqlite": store * 1000,
+    }
+    floor = (
+        2 * ms["produce"]
+        + 3 * ms["consume"]
+        + 2 * (ms["broker_write_and_read"] or 0.0)
+        + ms["verify_ed25519"]
+        + 3 * ms["parse_envelope"]
+        + ms["seal_aes_gcm"]
+        + 3 * ms["store_row_sqlite"]
+    )
+    return {
+        "bench": "pipeline_floor",
+        "python": platform.python_version(),
+        "events": n,
+        "batch": args.batch,
+        "signing_ms_per_event_excluded": round(sign_seconds / n * 1000, 4),
+        "ms_per_event": {k: None if v is None else round(v, 4) for k, v in ms.items()},
+        "floor_ms_per_event": round(floor, 3),
+        "broker_counted": ms["broker_write_and_read"] is not None,
+        "rate": args.rate,
+        "floor_cores_at_rate": round(floor * args.rate / 1000, 2),
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    per = result["ms_per_event"]
+    say(f"events: {result['events']} (getmany batches of {result['batch']})")
+    for step, times in (
+        ("produce", 2),
+        ("consume", 3),
+        ("broker_write_and_read", 2),
+        ("verify_ed25519", 1),
+        ("parse_envelope", 3),
+        ("seal_aes_gcm", 1),
+        ("store_row_sqlite", 3),
+    ):
+        value = per[step]
+        shown = "unknown" if value is None else f"{value:.4f} ms"
+        say(f"  {step:<22} {shown} per event, counted {times}x")
+    say(
+        f"floor: {result['floor_ms_per_event']} ms of CPU per event"
+        + ("" if result["broker_counted"] else " (broker not counted: its pid is unknown)")
+    )
+    say(f"at {result['rate']} events/s the floor alone needs {result['floor_cores_at_rate']} cores")
+    print(json.dumps(result), flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    report(asyncio.run(main_async(parse_args(argv))))
+
+
+if __name__ == "__main__":
+    main()
