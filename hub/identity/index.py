@@ -112,6 +112,7 @@ class PersonIndex:
         self._records: list[PersonRecord | None] = []
         self._child_of: list[str] = []
         self._position: dict[str, int] = {}
+        self._positions_of: dict[str, list[int]] = {}
         self._blocks: dict[int, list[int] | int] = {}
         self._identifiers: dict[tuple[str, str], str] = {}
 
@@ -126,6 +127,7 @@ class PersonIndex:
         self._records.append(record)
         self._child_of.append(child_id)
         self._position[record.record_id] = position
+        self._positions_of.setdefault(child_id, []).append(position)
         for key in blocking_keys(record):
             hashed = hash(key)
             block = self._blocks.get(hashed)
@@ -148,14 +150,39 @@ class PersonIndex:
         )
 
     def remove(self, record_id: str) -> None:
-        """Forget a record (its blocking entries are skipped from now on)."""
+        """Forget a record: the record, its blocking entries and the identifiers it gave."""
         position = self._position.pop(record_id)
         record = self._records[position]
         self._records[position] = None
-        if record is not None:
-            for identifier in record.identifiers:
-                if self._identifiers.get(identifier) == self._child_of[position]:
-                    del self._identifiers[identifier]
+        child_id = self._child_of[position]
+        held = self._positions_of[child_id]
+        held.remove(position)
+        if not held:
+            del self._positions_of[child_id]
+        if record is None:
+            return
+        for key in blocking_keys(record):  # the same keys ``add`` appended it under
+            hashed = hash(key)
+            block = self._blocks[hashed]
+            if isinstance(block, int):
+                del self._blocks[hashed]
+            else:
+                block.remove(position)
+                if len(block) == 1:
+                    self._blocks[hashed] = block[0]
+        for identifier in record.identifiers:
+            if self._identifiers.get(identifier) == child_id:
+                del self._identifiers[identifier]
+
+    def remove_child(self, child_id: str) -> list[str]:
+        """Forget every record of a child (e.g. erased); the ids removed, none if it had none."""
+        removed = []
+        for position in tuple(self._positions_of.get(child_id, ())):
+            record = self._records[position]
+            if record is not None:
+                removed.append(record.record_id)
+                self.remove(record.record_id)
+        return removed
 
     def move(self, record_id: str, child_id: str) -> None:
         """Reassign a record to another child (a merge or an un-merge)."""

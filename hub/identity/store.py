@@ -14,10 +14,11 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hub.crypto.tables import child_data_keys
 from hub.identity.events import ChildrenMerged, MatchKeptApart, MergeUndone
 from hub.identity.households import Households, Link, LinkKind
 from hub.identity.index import Candidate, PersonIndex, blocking_keys
@@ -131,6 +132,17 @@ def _matching_data(record: PersonRecord) -> dict[str, Any]:
     }
 
 
+def _latest_per_child(rows: Iterable[Any]) -> dict[str, datetime]:
+    """Child id -> its latest destruction time, from (child id, destroyed at) rows."""
+    latest: dict[str, datetime] = {}
+    for child_id, destroyed_at in rows:
+        at = as_utc(destroyed_at)
+        assert at is not None  # the queries read destroyed rows only
+        if child_id not in latest or at > latest[child_id]:
+            latest[child_id] = at
+    return latest
+
+
 OpenedRecords = dict[str, tuple[str, PersonRecord, datetime]]
 """Record id -> (sealed ``features`` text, the record it opens to, the row's update time)."""
 
@@ -156,6 +168,13 @@ class IdentityStore:
         self._records_all = by_update
         self._records_since = by_update.where(person_records.c.updated_at >= bindparam("since"))
         self._add_links = self._insert(household_links).on_conflict_do_nothing()
+        keys = child_data_keys.c
+        destroyed = select(keys.child_id, keys.destroyed_at)
+        self._erasures_all = destroyed.where(keys.destroyed_at.is_not(None))
+        self._erasures_since = destroyed.where(keys.destroyed_at >= bindparam("since"))
+        self._erasures_latest = destroyed.where(
+            keys.destroyed_at == select(func.max(keys.destroyed_at)).scalar_subquery()
+        )
 
     # -- person records --------------------------------------------------------------------
     async def _rows(
@@ -291,6 +310,25 @@ class IdentityStore:
                 opened[row.record_id] = (row.features, record, updated_at)
             out.append((record, row.child_id, updated_at))
         return out
+
+    async def erasures_since(
+        self, conn: AsyncConnection, since: datetime | None
+    ) -> dict[str, datetime]:
+        """Children whose data keys were destroyed at or after ``since`` (every destruction
+        when None), each with the latest such time.
+
+        A destroyed key means an erased child: retention destroys every version and deletes
+        the child's person records in the same transaction.
+        """
+        if since is None:
+            rows = (await conn.execute(self._erasures_all)).all()
+        else:
+            rows = (await conn.execute(self._erasures_since, {"since": since})).all()
+        return _latest_per_child(rows)
+
+    async def latest_erasures(self, conn: AsyncConnection) -> dict[str, datetime]:
+        """The children erased at the latest destruction time in the store (none if none was)."""
+        return _latest_per_child((await conn.execute(self._erasures_latest)).all())
 
     async def load_index(self, model: MatchModel | None = None) -> PersonIndex:
         """Build the in-memory index from every persisted record."""

@@ -25,6 +25,8 @@ person_records = Table(
     Column("identifiers", Text, nullable=False),  # JSON: [[system, value], ...]
     Column("blocking_keys", Text, nullable=False),  # JSON: the keys it is indexed under
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Ingest's refresh reads the records changed since its mark (migration 0014).
+    Index("ix_identity_person_records_updated_at", "updated_at"),
 )
 
 # Possible matches waiting for (or decided by) a person; never merged silently.

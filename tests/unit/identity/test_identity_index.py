@@ -254,3 +254,51 @@ class TestHolds:
         assert not index.holds(JAYDEN, "ch-amelia")
         assert not index.holds(renamed, "ch-jayden")
         assert not index.holds(unknown, "ch-jayden")
+
+
+class TestRemoveChild:
+    """``remove_child`` forgets every record of a child, as an erasure requires."""
+
+    def test_every_record_of_the_child_goes(self, index: PersonIndex) -> None:
+        """Both of the child's records go; the same person is no longer linked or a candidate,
+        by identifier or by score, and the other children are untouched."""
+        index.add(rec("school|1", "Jay", "Smith", date(2016, 5, 4)), "ch-jayden")
+        assert index.remove_child("ch-jayden") == ["health|pt-1", "school|1"]
+        assert (index.child_of("health|pt-1"), index.child_of("school|1"), len(index)) == (
+            None,
+            None,
+            2,
+        )
+        again = rec("police|1", "Jayden", "Smith", date(2016, 5, 4), identifiers=JAYDEN.identifiers)
+        result = index.match(again)
+        assert (result.band, result.child_id) == (Band.no_match, None)
+        assert "ch-jayden" not in [c.child_id for c in result.candidates]
+        amelia = index.match(rec("x", "Amelia", "Smith", date(2009, 9, 2), sex="female"))
+        assert (amelia.band, amelia.child_id) == (Band.link, "ch-amelia")
+
+    def test_no_block_or_identifier_keeps_a_removed_record(self, index: PersonIndex) -> None:
+        """Every block entry left names an indexed record, and the identifier map holds only
+        the identifiers of indexed records."""
+        index.remove_child("ch-jayden")
+        indexed = set(index._position.values())
+        left = {p for b in index._blocks.values() for p in ((b,) if isinstance(b, int) else b)}
+        assert left == indexed
+        assert index._identifiers == {}
+
+    def test_a_later_record_of_the_child_is_indexed_again(self, index: PersonIndex) -> None:
+        """A record added for the child after the removal is found and links by identifier."""
+        index.remove_child("ch-jayden")
+        later = rec(
+            "health|pt-9", "Jayden", "Smith", date(2016, 5, 4), identifiers=JAYDEN.identifiers
+        )
+        index.add(later, "ch-jayden")
+        result = index.match(
+            rec("police|1", "Jayden", "Smith", date(2016, 5, 4), identifiers=JAYDEN.identifiers)
+        )
+        assert (result.band, result.child_id, result.linked_by) == (Band.link, "ch-jayden", "nhs")
+        assert index.remove_child("ch-jayden") == ["health|pt-9"]
+
+    def test_a_child_with_no_records_removes_nothing(self, index: PersonIndex) -> None:
+        """An unknown child (or one erased before) leaves the index as it was."""
+        assert index.remove_child("ch-unknown") == []
+        assert len(index) == 3
