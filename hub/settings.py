@@ -38,6 +38,15 @@ class Settings(BaseSettings):
         description="How long a consumer waits for records when none are ready (and then "
         "pauses as long again): each hop of an idle hub adds up to twice this.",
     )
+    kafka_session_timeout_ms: int = Field(
+        default=30_000,
+        ge=6_000,
+        le=300_000,
+        description="How long a consumer may go without a heartbeat before the group gives its "
+        "partitions to others. A restarted process after a crash waits this long for the dead "
+        "member's partitions; shorter recovers sooner, but a loop stalled that long (a loaded "
+        "machine) costs the member its partitions. Heartbeats go every third of it, at most 3 s.",
+    )
     ingest_fetch_bytes: int = Field(
         default=64 * 1024,
         ge=1024,

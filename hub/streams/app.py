@@ -148,10 +148,11 @@ class HubStreams:
             max_records=self.settings.batch_max_records,
             batch_timeout_ms=self.settings.batch_wait_ms,
             auto_offset_reset="earliest",
-            # A long batch must not cost the group its member: heartbeats every 3 s, and a
-            # member is declared dead only after 30 s without one.
-            session_timeout_ms=30_000,
-            heartbeat_interval_ms=3_000,
+            # A long batch must not cost the group its member: heartbeats every 3 s (or a
+            # third of the session), and a member is declared dead only after the session
+            # timeout (30 s by default) without one.
+            session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=min(3_000, self.settings.kafka_session_timeout_ms // 3),
             max_partition_fetch_bytes=fetch_bytes,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=_no_body,

@@ -31,6 +31,9 @@ async def hub_env(kafka_bootstrap: str, backend: str, tmp_path: Path) -> dict[st
         "HUB_EVENTS_PARTITIONS": "3",
         "HUB_INGEST_PARTITIONS": "2",
         "HUB_LOG_LEVEL": "INFO",
+        # A hub killed mid-test holds its partitions until its session times out; the
+        # restarted one waits that long (30 s by default) before it reads anything.
+        "HUB_KAFKA_SESSION_TIMEOUT_MS": "10000",
     }
 
 

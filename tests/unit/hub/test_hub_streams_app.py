@@ -20,16 +20,21 @@ class _Handler:
         return None
 
 
-def fetch_bytes(settings: Settings) -> dict[str, int]:
-    """Each consumer group's per-partition fetch limit, as handed to the Kafka consumer."""
+def consumer_args(settings: Settings, name: str) -> dict[str, Any]:
+    """One argument of each consumer group, as handed to the Kafka consumer."""
     streams = HubStreams(settings, Topics(settings), Metrics())
     streams.subscribe_ingest(_Handler())  # type: ignore[arg-type]
     streams.subscribe_narrative(_Handler())
     streams.subscribe_alerts(_Handler())  # type: ignore[arg-type]
     return {
-        str(s.group_id).removeprefix("hub-"): s._connection_args["max_partition_fetch_bytes"]
+        str(s.group_id).removeprefix("hub-"): s._connection_args[name]
         for s in streams.broker.subscribers
     }
+
+
+def fetch_bytes(settings: Settings) -> dict[str, int]:
+    """Each consumer group's per-partition fetch limit."""
+    return consumer_args(settings, "max_partition_fetch_bytes")
 
 
 class TestFetchSizes:
@@ -49,4 +54,22 @@ class TestFetchSizes:
         assert fetch_bytes(Settings())["ingest"] == 16384
         monkeypatch.setenv("HUB_INGEST_FETCH_BYTES", "100")
         with pytest.raises(ValidationError, match="ingest_fetch_bytes"):
+            Settings()
+
+
+class TestSessionTimeout:
+    def test_thirty_seconds_by_default_heartbeats_every_three(self) -> None:
+        """A long batch on a loaded machine does not cost a member its partitions."""
+        groups = ("ingest", "narrative", "alerts")
+        assert consumer_args(Settings(), "session_timeout_ms") == dict.fromkeys(groups, 30_000)
+        assert consumer_args(Settings(), "heartbeat_interval_ms") == dict.fromkeys(groups, 3_000)
+
+    def test_a_setting_heartbeats_a_third_of_it(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``HUB_KAFKA_SESSION_TIMEOUT_MS`` sets it (a restart after a crash waits that long);
+        heartbeats keep to a third of it; under Kafka's 6 s minimum is refused."""
+        monkeypatch.setenv("HUB_KAFKA_SESSION_TIMEOUT_MS", "7500")
+        assert set(consumer_args(Settings(), "session_timeout_ms").values()) == {7_500}
+        assert set(consumer_args(Settings(), "heartbeat_interval_ms").values()) == {2_500}
+        monkeypatch.setenv("HUB_KAFKA_SESSION_TIMEOUT_MS", "1000")
+        with pytest.raises(ValidationError, match="kafka_session_timeout_ms"):
             Settings()
