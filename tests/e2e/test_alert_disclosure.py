@@ -19,7 +19,7 @@ from hub.crypto.runtime import sign_as_dev
 from hub.crypto.token_keys import load_or_create_signing_key
 from hub.domain.roles import Role
 from tests.e2e.test_alert_stream import stream, until
-from tests.support.hub_process import HubProcess, poll
+from tests.support.hub_process import HubProcess, poll, start_all
 
 pytestmark = pytest.mark.e2e
 
@@ -195,8 +195,7 @@ class TestDecidedBeforeTheNarrative:
         rules = duty_rules(tmp_path)
         hubs = {r: make_hub(r, HUB_ALERT_RULES_FILE=rules)
                 for r in ("api", "alerts", "narrative", "ingest")}  # fmt: skip
-        for each in hubs.values():
-            each.start()
+        start_all(hubs.values())
         api = hubs["api"]
         ig = suspend(api)
         docs = context_docs()

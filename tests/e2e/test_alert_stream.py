@@ -18,7 +18,7 @@ import pytest
 from contracts.examples import example_data, example_envelope, valid_nhs_number
 from hub.crypto.runtime import sign_as_dev
 from hub.domain.roles import Role
-from tests.support.hub_process import PATIENCE, HubProcess
+from tests.support.hub_process import PATIENCE, HubProcess, start_all
 
 pytestmark = pytest.mark.e2e
 
@@ -177,8 +177,7 @@ class TestWatchedAcrossProcesses:
         """An alert committed by `--role alerts` reaches the `--role api` stream within 3 s,
         far sooner than the 15 s heartbeat re-read."""
         hubs = {role: make_hub(role) for role in ("api", "alerts", "narrative", "ingest")}
-        for hub in hubs.values():
-            hub.start()
+        start_all(hubs.values())
         api = hubs["api"]
         async with stream(api, lead_headers(api)) as got:
             raised = await raise_alerts(api, [7201], got)

@@ -15,7 +15,7 @@ import pytest
 from contracts.examples import example_envelope, valid_nhs_number
 from hub.crypto.runtime import sign_as_dev
 from hub.domain.roles import Role
-from tests.support.hub_process import HubProcess, poll
+from tests.support.hub_process import HubProcess, poll, start_all
 
 pytestmark = pytest.mark.e2e
 
@@ -144,8 +144,7 @@ class TestScaledParts:
     async def test_three_processes_make_one_pipeline(self, make_hub: Any) -> None:
         """A submission to the api process reaches the narrative through the other two."""
         ingest, narrative, api = make_hub("ingest"), make_hub("narrative"), make_hub("api")
-        for part in (ingest, narrative, api):
-            part.start()
+        start_all((ingest, narrative, api))
         env = example_envelope(id="northshire-police:scaled-1")
         env["person"]["identifiers"] = [{"system": "nhs", "value": valid_nhs_number(42)}]
         async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:

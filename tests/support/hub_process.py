@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -93,6 +93,11 @@ class HubProcess:
 
     def start(self, *, timeout: float = PATIENCE) -> None:
         """Start the process and wait until /readyz says ready."""
+        self.launch()
+        self.wait_ready(timeout=timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (``wait_ready`` waits)."""
         env = {**os.environ, **self.env, "HUB_DATA_DIR": str(self.data_dir)}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -102,6 +107,10 @@ class HubProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def wait_ready(self, *, timeout: float = PATIENCE) -> None:
+        """Wait until the launched process's /readyz says ready (fails if it exits)."""
+        assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -167,3 +176,14 @@ class HubProcess:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start_all(hubs: Iterable[HubProcess]) -> None:
+    """Start several processes of one hub: the first alone (it migrates the store, which
+    processes starting together would race over), then the rest side by side."""
+    first, *rest = hubs
+    first.start()
+    for hub in rest:
+        hub.launch()
+    for hub in rest:
+        hub.wait_ready()
