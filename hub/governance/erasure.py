@@ -25,12 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.crypto.data_keys import ChildKeyStore
 from hub.crypto.tables import child_data_keys
-from hub.governance.audit import AuditEntry
+from hub.governance.audit import Actor, AuditAction, AuditEntry
 from hub.governance.audit_store import AuditTrail
 from hub.identity.tables import household_links, person_records
 from hub.observability import get_logger
 
-__all__ = ["ErasedChild", "erase_child"]
+__all__ = ["ErasedChild", "by_hand_entry", "erase_child"]
 
 log = get_logger(__name__)
 
@@ -45,6 +45,30 @@ class ErasedChild:
     household_links: int
     audit_seq: int = 0
     """The sequence number of the erasure's audit record."""
+
+
+def by_hand_entry(actor: Actor, reason: str) -> Callable[[ErasedChild], AuditEntry]:
+    """The audit record of an operator's erasure: who, their stated reason, what went.
+
+    ValueError when the reason is blank: information governance must see why.
+    """
+    if not reason.strip():
+        raise ValueError("erasing a child needs a reason (--reason)")
+
+    def entry(erased: ErasedChild) -> AuditEntry:
+        return actor.entry(
+            AuditAction.operator_erased,
+            child_id=erased.child_id,
+            effect="erased",
+            reason=reason.strip(),
+            extra={
+                "key_versions": list(erased.key_versions),
+                "person_records": erased.person_records,
+                "household_links": erased.household_links,
+            },
+        )
+
+    return entry
 
 
 async def erase_child(
