@@ -1,9 +1,11 @@
-"""Commands ``hub keys ...``: agency signing keys, KEK rotation, crypto-shredding a child."""
+"""Commands ``hub keys ...``: agency signing keys, KEK rotation, erasing a child."""
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
+import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
@@ -35,7 +37,7 @@ __all__ = ["agency_key_path", "keys_app"]
 _T = TypeVar("_T")
 
 keys_app = typer.Typer(
-    help="Keys: agency signing keys, key-encryption keys, erasing a child by key destruction.",
+    help="Keys: agency signing keys, key-encryption keys, erasing a child (audited).",
     no_args_is_help=True,
 )
 
@@ -202,12 +204,67 @@ def kek_destroy(
 @keys_app.command("destroy-child")
 def destroy_child(
     child_id: Annotated[str, typer.Argument(help="The canonical child id.")],
+    reason: Annotated[
+        str, typer.Option(help="Why the child is erased (recorded in the audit trail).")
+    ],
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+    author: Annotated[
+        str | None,
+        typer.Option(help="Who erases (recorded and audited); default: your login name."),
+    ] = None,
 ) -> None:
-    """Erase a child by destroying their data keys (crypto-shredding)."""
+    """Erase a child: destroy their data keys (crypto-shredding), delete their person records
+    and household links, and record who and why in the audit trail, in one transaction.
+
+    The same erasure retention makes. A child already erased is reported; nothing is recorded.
+    """
+    from hub.governance.audit import Actor
+    from hub.governance.erasure import ErasedChild, by_hand_entry
+
     settings = _settings()
     if not yes:
         typer.echo("keys: pass --yes to erase a child's data", err=True)
         raise typer.Exit(1)
-    versions = _with_store(settings, lambda store: store.destroy_child_key(child_id))
-    typer.echo(f"child {child_id}: data key versions {versions or 'none'} destroyed")
+    try:
+        audit = by_hand_entry(Actor(sub=author or _login()), reason)
+    except ValueError as exc:
+        typer.echo(f"keys: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+    async def work(store: ChildKeyStore) -> tuple[ErasedChild | None, bool]:
+        from hub.governance import Governance
+        from hub.governance.config import load_governance_settings
+        from hub.governance.erasure import erase_child
+
+        trail = Governance.over(
+            store.engine, load_governance_settings(), keys_dir=settings.data_dir / "keys"
+        ).trail
+        erased = await erase_child(
+            store.engine, store, trail, child_id, audit=audit, now=datetime.now(UTC)
+        )
+        return erased, bool(await store.key_records(child_id))
+
+    erased, known = _with_store(settings, work)
+    if erased is None:
+        state = "already erased" if known else "has no data keys"
+        typer.echo(f"child {child_id}: {state}; nothing to erase, nothing recorded")
+        return
+    versions = ", ".join(map(str, erased.key_versions))
+    keys_done = (
+        f"data key versions {versions} destroyed"
+        if versions
+        else "no live data key (destroyed earlier)"
+    )
+    typer.echo(
+        f"child {child_id} erased: {keys_done}, "
+        f"{erased.person_records} person records and {erased.household_links} household "
+        f"links deleted; audit record {erased.audit_seq}"
+    )
+
+
+def _login() -> str:
+    """The operator's login name, for the audit record when no --author is given."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return f"uid:{os.getuid()}"

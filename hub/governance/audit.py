@@ -69,6 +69,7 @@ class AuditAction(StrEnum):
     subject_access_exported = "subject_access.exported"
     audit_searched = "audit.searched"
     retention_erased = "retention.erased"
+    operator_erased = "operator.erased"
 
 
 DISCLOSURE_ACTIONS = frozenset(

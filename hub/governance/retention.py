@@ -8,11 +8,12 @@ wins, and a period that cannot be computed (no birth date known, a plan still op
 child. Erasure is crypto-shredding: the child's data keys are destroyed, so everything sealed
 under them, on the log, in the store and in backups, becomes unreadable.
 
-Each erasure and its audit record commit in one transaction, so there is never an erasure
-without its record or a record without its erasure. A child with no live data key is already
-erased and skipped, so a second run does nothing. The audit record holds the category, the
-rule and the period in years, never the dates it was computed from (a due date counted from
-birth would give away the date of birth of the child it erased).
+Each erasure and its audit record commit in one transaction (``hub.governance.erasure``, the
+path an erasure by hand takes too), so there is never an erasure without its record or a
+record without its erasure. A child with no live data key is already erased and skipped, so a
+second run does nothing. The audit record holds the category, the rule and the period in
+years, never the dates it was computed from (a due date counted from birth would give away
+the date of birth of the child it erased).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.crypto.data_keys import ChildKeyStore
@@ -37,9 +38,9 @@ from hub.domain.chronology import involvement_spans
 from hub.governance.audit import AuditAction, AuditEntry
 from hub.governance.audit_store import AuditTrail
 from hub.governance.config import RetentionPeriod, RetentionSchedule
+from hub.governance.erasure import erase_child
 from hub.identity.sealing import RecordSealer
 from hub.identity.store import IdentityStore
-from hub.identity.tables import household_links, person_records
 from hub.observability import get_logger
 from hub.store.repository import SqlStore
 from hub.store.schema import children
@@ -291,37 +292,24 @@ class RetentionRunner:
         return erased
 
     async def _erase(self, outcome: RetentionOutcome) -> bool:
-        """Destroy the child's live keys and append the audit record, in one transaction."""
+        """Erase the child and append the audit record, in one transaction (``erase_child``)."""
         governing = outcome.governing
         assert governing is not None
-        now = self.clock()
-        t = child_data_keys.c
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(child_data_keys)
-                .where(and_(t.child_id == outcome.child_id, t.destroyed_at.is_(None)))
-                .values(wrapped_key=None, destroyed_at=now)
-                .returning(t.key_version)
-            )
-            versions = sorted(r.key_version for r in result)
-            if not versions:  # erased meanwhile by another run or by hand
-                return False
-            # What matching kept of the child (name tokens, birth date, postcode) and its
-            # household links go too: only the keyed digests of identifiers were safe to keep.
-            await conn.execute(
-                delete(person_records).where(person_records.c.child_id == outcome.child_id)
-            )
-            await conn.execute(
-                delete(household_links).where(household_links.c.a == outcome.child_id)
-            )
-            await self.trail.append_in(conn, [_audit_entry(outcome, governing, versions)])
-        # The store's own path: evicts this process's cached keys (the update found none left).
-        await self.keys.destroy_child_key(outcome.child_id)
+        erased = await erase_child(
+            self.engine,
+            self.keys,
+            self.trail,
+            outcome.child_id,
+            audit=lambda e: _audit_entry(outcome, governing, e.key_versions),
+            now=self.clock(),
+        )
+        if erased is None:  # erased meanwhile by another run or by hand
+            return False
         log.info(
             "retention.child_erased",
             child_id=outcome.child_id,
             category=governing.period.category,
-            key_versions=versions,
+            key_versions=list(erased.key_versions),
         )
         return True
 

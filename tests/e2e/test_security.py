@@ -259,7 +259,7 @@ class TestEncryptionAndErasure:
             assert leaks(await hub_events_bytes(hub), seed) == []
             assert leaks(await store_bytes(hub), seed) == []
 
-            out = hub.run_cli("keys", "destroy-child", child, "--yes")
+            out = hub.run_cli("keys", "destroy-child", child, "--yes", "--reason", "e2e erasure")
             assert out.returncode == 0, out.stderr
             today = datetime.now(UTC).date().isoformat()
             erased = await narrative(client, hub, child)

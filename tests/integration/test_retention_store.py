@@ -26,6 +26,7 @@ from hub.store.db import create_engine, migrate
 from hub.store.repository import PositionedEntry, SqlStore
 from hub.store.schema import children
 from tests.support.databases import BACKENDS, fresh_database_url
+from tests.support.identity_rows import household_link_row, person_record_row
 
 pytestmark = pytest.mark.integration
 
@@ -159,27 +160,40 @@ class TestRetentionRun:
         from hub.identity.tables import household_links, person_records
 
         async with seeded["engine"].begin() as conn:
-            for child in (EXPIRED, KEPT):
-                await conn.execute(
-                    person_records.insert().values(
-                        record_id=f"r-{child}",
-                        child_id=child,
-                        features='{"given_first": ["ruby"]}',
-                        identifiers="[]",
-                        blocking_keys="[]",
-                        updated_at=NOW,
-                    )
-                )
-                await conn.execute(
-                    household_links.insert().values(
-                        a=child, b="addr:1", kind="address", created_at=NOW
-                    )
-                )
+            both = (EXPIRED, KEPT)
+            await conn.execute(
+                person_records.insert(), [person_record_row(f"r-{c}", c, NOW) for c in both]
+            )
+            await conn.execute(
+                household_links.insert(),
+                [household_link_row(c, "addr:1", "address", NOW) for c in both],
+            )
         await seeded["runner"].run()
         async with seeded["engine"].connect() as conn:
             records = (await conn.execute(select(person_records.c.child_id))).scalars().all()
             links = (await conn.execute(select(household_links.c.a))).scalars().all()
         assert (records, links) == ([KEPT], [KEPT])
+
+    async def test_erasure_forgets_links_naming_the_child_at_either_end(
+        self, seeded: dict[str, Any]
+    ) -> None:
+        """Household links are undirected: one that names the child as ``b`` goes too."""
+        from sqlalchemy import select
+
+        from hub.identity.tables import household_links
+
+        async with seeded["engine"].begin() as conn:
+            await conn.execute(
+                household_links.insert(),
+                [
+                    household_link_row(a, b, "related", NOW)
+                    for a, b in ((KEPT, EXPIRED), ("adult:1", EXPIRED), ("adult:1", KEPT))
+                ],
+            )
+        await seeded["runner"].run()
+        async with seeded["engine"].connect() as conn:
+            links = (await conn.execute(select(household_links.c.a, household_links.c.b))).all()
+        assert sorted((a, b) for a, b in links) == [("adult:1", KEPT)]
 
     async def test_birth_date_from_the_person_index(self, seeded: dict[str, Any]) -> None:
         """The facts read the date of birth the identity index holds for the child."""
@@ -188,13 +202,7 @@ class TestRetentionRun:
         async with seeded["engine"].begin() as conn:
             await conn.execute(
                 person_records.insert().values(
-                    record_id="r1",
-                    child_id=KEPT,
-                    features="{}",
-                    birth_date=date(2012, 2, 29),
-                    identifiers="[]",
-                    blocking_keys="[]",
-                    updated_at=NOW,
+                    person_record_row("r1", KEPT, NOW, features="{}", birth_date=date(2012, 2, 29))
                 )
             )
         facts = await StoreRetentionFacts(seeded["store"], seeded["keys"]).facts(KEPT)

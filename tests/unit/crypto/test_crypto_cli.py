@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import stat
@@ -18,6 +19,7 @@ from contracts.examples import example_envelope
 from hub.crypto.agency_keys import AgencyKeyRing
 from hub.crypto.cli import keys_app
 from hub.crypto.signing import verify_envelope
+from tests.support.identity_rows import household_link_row, person_record_row
 
 pytestmark = pytest.mark.unit
 
@@ -96,9 +98,79 @@ class TestKeks:
         code, _, err = run("kek-destroy", "kek-0002", "--yes")
         assert code == 1 and "is the current KEK" in err
 
-    def test_destroy_child_needs_confirmation(self, data_dir: Path) -> None:
-        """Erasure only with --yes; a child with no keys reports none."""
-        assert run("destroy-child", "ch-0001")[0] == 1
-        assert run("destroy-child", "ch-0001", "--yes")[1] == (
-            "child ch-0001: data key versions none destroyed\n"
+
+async def _seed_child(data_dir: Path, child_id: str) -> None:
+    """A child with a data key, a person record and a household link, in the SQLite store."""
+    from hub.crypto.data_keys import ChildKeyStore
+    from hub.crypto.keyring import LocalFileKeyProvider
+    from hub.identity.tables import household_links, person_records
+    from hub.store.db import create_engine, migrate
+
+    engine = create_engine(f"sqlite+aiosqlite:///{data_dir / 'hub.db'}")
+    try:
+        await migrate(engine)
+        await ChildKeyStore(engine, LocalFileKeyProvider(data_dir / "keys")).current_keys(
+            [child_id]
         )
+        async with engine.begin() as conn:
+            await conn.execute(person_records.insert(), [person_record_row("r-1", child_id, NOW)])
+            await conn.execute(
+                household_links.insert(),
+                [household_link_row(child_id, "addr:1", "address", NOW)],
+            )
+    finally:
+        await engine.dispose()
+
+
+async def _audit_records(data_dir: Path) -> list[dict[str, object]]:
+    from hub.governance.audit_store import AuditTrail
+    from hub.store.db import create_engine
+
+    engine = create_engine(f"sqlite+aiosqlite:///{data_dir / 'hub.db'}")
+    try:
+        return [r.body async for r in AuditTrail(engine).records()]
+    finally:
+        await engine.dispose()
+
+
+class TestDestroyChild:
+    """destroy-child erases a child as retention does, with who and why in the audit trail."""
+
+    def test_needs_confirmation_and_a_reason(self, data_dir: Path) -> None:
+        """Without --yes: exit 1; without --reason, or a blank one: exit 2, saying so."""
+        assert run("destroy-child", "ch-0001", "--reason", "court order")[0] == 1
+        code, _, err = run("destroy-child", "ch-0001", "--yes")
+        assert code == 2 and "Missing option '--reason'" in err
+        code, _, err = run("destroy-child", "ch-0001", "--yes", "--reason", "  ")
+        assert (code, err) == (2, "keys: erasing a child needs a reason (--reason)\n")
+
+    def test_erases_records_links_and_audits(self, data_dir: Path) -> None:
+        """Keys, the person record and the link go, in one audited erasure; again: nothing."""
+        asyncio.run(_seed_child(data_dir, "ch-0001"))
+        args = ("destroy-child", "ch-0001", "--yes", "--reason", "court order", "--author", "ig-7")
+        assert run(*args)[:2] == (
+            0,
+            "child ch-0001 erased: data key versions 1 destroyed, 1 person records and "
+            "1 household links deleted; audit record 1\n",
+        )
+        [record] = asyncio.run(_audit_records(data_dir))
+        assert {k: record[k] for k in ("action", "who", "child_id", "effect", "reason")} == {
+            "action": "operator.erased",
+            "who": "ig-7",
+            "child_id": "ch-0001",
+            "effect": "erased",
+            "reason": "court order",
+        }
+        assert run(*args)[:2] == (
+            0,
+            "child ch-0001: already erased; nothing to erase, nothing recorded\n",
+        )
+        assert len(asyncio.run(_audit_records(data_dir))) == 1
+
+    def test_unknown_child_changes_nothing(self, data_dir: Path) -> None:
+        """A child the hub never held keys for is reported; nothing is recorded."""
+        assert run("destroy-child", "ch-0002", "--yes", "--reason", "duplicate id")[:2] == (
+            0,
+            "child ch-0002: has no data keys; nothing to erase, nothing recorded\n",
+        )
+        assert asyncio.run(_audit_records(data_dir)) == []

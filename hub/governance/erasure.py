@@ -1,0 +1,124 @@
+"""Erasing a child: the one path retention and an operator (``hub keys destroy-child``) share.
+
+In one transaction it destroys the child's data keys (crypto-shredding: everything sealed under
+them, on the log, in the store and in backups, becomes unreadable), deletes what identity
+matching kept of the child (``identity_person_records``: name tokens, date of birth, postcode,
+sealed under the hub's identity key, not the child's, so destroying the key alone leaves them
+readable) and every household link naming the child at either end, and appends the audit
+record the caller describes. There is never an erasure without its record, nor a record
+without its erasure.
+
+A child with no live key and nothing left in the person index or the household graph is
+already erased: nothing is changed or recorded, so running an erasure twice does nothing.
+A child whose keys are gone but whose matching data was left behind (an erasure by hand
+before this path existed destroyed the keys only) has that data deleted, and recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, delete, or_, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.crypto.data_keys import ChildKeyStore
+from hub.crypto.tables import child_data_keys
+from hub.governance.audit import Actor, AuditAction, AuditEntry
+from hub.governance.audit_store import AuditTrail
+from hub.identity.tables import household_links, person_records
+from hub.observability import get_logger
+
+__all__ = ["ErasedChild", "by_hand_entry", "erase_child"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ErasedChild:
+    """What one erasure removed: the key versions destroyed and the rows deleted."""
+
+    child_id: str
+    key_versions: tuple[int, ...]
+    person_records: int
+    household_links: int
+    audit_seq: int = 0
+    """The sequence number of the erasure's audit record."""
+
+
+def by_hand_entry(actor: Actor, reason: str) -> Callable[[ErasedChild], AuditEntry]:
+    """The audit record of an operator's erasure: who, their stated reason, what went.
+
+    ValueError when the reason is blank: information governance must see why.
+    """
+    if not reason.strip():
+        raise ValueError("erasing a child needs a reason (--reason)")
+
+    def entry(erased: ErasedChild) -> AuditEntry:
+        return actor.entry(
+            AuditAction.operator_erased,
+            child_id=erased.child_id,
+            effect="erased",
+            reason=reason.strip(),
+            extra={
+                "key_versions": list(erased.key_versions),
+                "person_records": erased.person_records,
+                "household_links": erased.household_links,
+            },
+        )
+
+    return entry
+
+
+async def erase_child(
+    engine: AsyncEngine,
+    keys: ChildKeyStore,
+    trail: AuditTrail,
+    child_id: str,
+    *,
+    audit: Callable[[ErasedChild], AuditEntry],
+    now: datetime,
+) -> ErasedChild | None:
+    """Erase a child and append ``audit(erased)``, in one transaction; None if already erased.
+
+    Afterwards this process's cached keys of the child are evicted; other processes drop
+    theirs within the cache's time limit, and ingests drop the child from their person index
+    at their next refresh (they read the destroyed keys).
+    """
+    k = child_data_keys.c
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(child_data_keys)
+            .where(and_(k.child_id == child_id, k.destroyed_at.is_(None)))
+            .values(wrapped_key=None, destroyed_at=now)
+            .returning(k.key_version)
+        )
+        versions = tuple(sorted(r.key_version for r in result))
+        # What matching kept of the child (name tokens, date of birth, postcode) goes too.
+        records = await conn.execute(
+            delete(person_records).where(person_records.c.child_id == child_id)
+        )
+        # Nodes are undirected in the household graph: a link names the child at either end.
+        h = household_links.c
+        links = await conn.execute(
+            delete(household_links).where(or_(h.a == child_id, h.b == child_id))
+        )
+        erased = ErasedChild(child_id, versions, records.rowcount, links.rowcount)
+        if not (versions or erased.person_records or erased.household_links):
+            return None  # already erased (by another run or by hand): nothing to record
+        [record] = await trail.append_in(conn, [audit(erased)])
+    # The store's own path: evicts this process's cached keys (the update found none left).
+    await keys.destroy_child_key(child_id)
+    log.info(
+        "erasure.child_erased",
+        child_id=child_id,
+        action=record.action,
+        key_versions=list(versions),
+        person_records=erased.person_records,
+        household_links=erased.household_links,
+        audit_seq=record.seq,
+    )
+    return ErasedChild(
+        child_id, versions, erased.person_records, erased.household_links, record.seq
+    )
