@@ -231,6 +231,11 @@ class ChildKeyStore:
         log.info("crypto.child_key_destroyed", child_id=child_id, key_versions=versions)
         return versions
 
+    def forget_child(self, child_id: str) -> None:
+        """Drop this process's cached keys of a child (whose keys another path destroyed);
+        the store is not touched."""
+        self._cache.evict_child(child_id)
+
     async def rewrap_all(self, kek_id: str | None = None, *, batch_size: int = 500) -> int:
         """Re-wrap every live data key not under ``kek_id`` (default: the current KEK).
 

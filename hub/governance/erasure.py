@@ -108,8 +108,9 @@ async def erase_child(
         if not (versions or erased.person_records or erased.household_links):
             return None  # already erased (by another run or by hand): nothing to record
         [record] = await trail.append_in(conn, [audit(erased)])
-    # The store's own path: evicts this process's cached keys (the update found none left).
-    await keys.destroy_child_key(child_id)
+    # This process's cached copies go too. Only the cache: destroying again in the store
+    # would shred a key ingest may have made for a new event since the commit, unaudited.
+    keys.forget_child(child_id)
     log.info(
         "erasure.child_erased",
         child_id=child_id,

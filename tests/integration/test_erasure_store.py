@@ -153,3 +153,44 @@ class TestEraseByHand:
         [record] = [r async for r in trail.records(actions=[AuditAction.operator_erased])]
         assert record.body["extra"]["key_versions"] == []
         assert (await trail.verify()).ok
+
+
+class _IngestBetween(ChildKeyStore):
+    """A key store in which ingest makes the child a new key for a new event right after
+    the erasure commits, before the erasing process clears its cache."""
+
+    pending: asyncio.Future[None] | None = None
+
+    async def _new_event_key(self, child_id: str) -> None:
+        await ChildKeyStore.current_keys(self, [child_id])
+
+    def forget_child(self, child_id: str) -> None:
+        self.pending = asyncio.ensure_future(self._new_event_key(child_id))
+        super().forget_child(child_id)
+
+    async def destroy_child_key(self, child_id: str) -> list[int]:
+        await self._new_event_key(child_id)
+        return await super().destroy_child_key(child_id)
+
+
+class TestAfterTheCommit:
+    async def test_a_key_made_after_the_erasure_stays_live(
+        self, hub_store: dict[str, Any], tmp_path: Path
+    ) -> None:
+        """The erasing process clears only its cache afterwards: a key ingest made for a
+        new event about the child since the commit is not shredded (and unaudited)."""
+        from hub.governance.erasure import by_hand_entry, erase_child
+
+        engine, trail = hub_store["engine"], hub_store["trail"]
+        keys = _IngestBetween(engine, LocalFileKeyProvider(tmp_path / "keys"), clock=lambda: NOW)
+        erased = await erase_child(
+            engine, keys, trail, ERASED, audit=by_hand_entry(Actor(sub="ig"), REASON), now=NOW
+        )
+        if keys.pending is not None:
+            await keys.pending
+        assert erased is not None and erased.key_versions == (1, 2)
+        assert [r.destroyed_at is None for r in await keys.key_records(ERASED)] == [
+            False,
+            False,
+            True,
+        ]
