@@ -219,15 +219,15 @@ def destroy_child(
     The same erasure retention makes. A child already erased is reported; nothing is recorded.
     """
     from hub.governance.audit import Actor
-    from hub.governance.erasure import ErasedChild, by_hand_entry
+    from hub.governance.erasure import ErasedChild, ErasureRefused, by_hand_entry
 
     settings = _settings()
     if not yes:
         typer.echo("keys: pass --yes to erase a child's data", err=True)
         raise typer.Exit(1)
     try:
-        audit = by_hand_entry(Actor(sub=author or _login()), reason)
-    except ValueError as exc:
+        audit = by_hand_entry(Actor(sub=author or _login()), reason, child_id)
+    except ErasureRefused as exc:
         typer.echo(f"keys: {exc}", err=True)
         raise typer.Exit(2) from exc
 
@@ -245,9 +245,13 @@ def destroy_child(
         return erased, bool(await store.key_records(child_id))
 
     erased, known = _with_store(settings, work)
+    if erased is None and not known:  # a mistyped id must not read as done
+        typer.echo(
+            f"keys: no child {child_id} is known here (no data keys); nothing erased", err=True
+        )
+        raise typer.Exit(1)
     if erased is None:
-        state = "already erased" if known else "has no data keys"
-        typer.echo(f"child {child_id}: {state}; nothing to erase, nothing recorded")
+        typer.echo(f"child {child_id}: already erased; nothing to erase, nothing recorded")
         return
     versions = ", ".join(map(str, erased.key_versions))
     keys_done = (

@@ -30,7 +30,7 @@ from hub.governance.audit_store import AuditTrail
 from hub.identity.tables import household_links, person_records
 from hub.observability import get_logger
 
-__all__ = ["ErasedChild", "by_hand_entry", "erase_child"]
+__all__ = ["ErasedChild", "ErasureRefused", "by_hand_entry", "erase_child"]
 
 log = get_logger(__name__)
 
@@ -47,13 +47,27 @@ class ErasedChild:
     """The sequence number of the erasure's audit record."""
 
 
-def by_hand_entry(actor: Actor, reason: str) -> Callable[[ErasedChild], AuditEntry]:
+class ErasureRefused(ValueError):
+    """An erasure by hand that cannot be recorded as asked (the message says why)."""
+
+
+_CHILD_PREFIX = "ch-"
+_WHO_MAX = 200  # the audit trail's ``who`` column
+
+
+def by_hand_entry(actor: Actor, reason: str, child_id: str) -> Callable[[ErasedChild], AuditEntry]:
     """The audit record of an operator's erasure: who, their stated reason, what went.
 
-    ValueError when the reason is blank: information governance must see why.
+    ErasureRefused when the reason is blank (information governance must see why), when the
+    author is longer than the trail records, or when the id is not a child's (``ch-...``; the
+    dead-letter months' keys live in the same table and are not erased this way).
     """
     if not reason.strip():
-        raise ValueError("erasing a child needs a reason (--reason)")
+        raise ErasureRefused("erasing a child needs a reason (--reason)")
+    if not actor.sub.strip() or len(actor.sub) > _WHO_MAX:
+        raise ErasureRefused(f"the author must be 1-{_WHO_MAX} characters")
+    if not child_id.startswith(_CHILD_PREFIX):
+        raise ErasureRefused(f"{child_id!r} is not a child id (they start with {_CHILD_PREFIX!r})")
 
     def entry(erased: ErasedChild) -> AuditEntry:
         return actor.entry(

@@ -184,7 +184,12 @@ class TestAfterTheCommit:
         engine, trail = hub_store["engine"], hub_store["trail"]
         keys = _IngestBetween(engine, LocalFileKeyProvider(tmp_path / "keys"), clock=lambda: NOW)
         erased = await erase_child(
-            engine, keys, trail, ERASED, audit=by_hand_entry(Actor(sub="ig"), REASON), now=NOW
+            engine,
+            keys,
+            trail,
+            ERASED,
+            audit=by_hand_entry(Actor(sub="ig"), REASON, ERASED),
+            now=NOW,
         )
         if keys.pending is not None:
             await keys.pending

@@ -167,10 +167,23 @@ class TestDestroyChild:
         )
         assert len(asyncio.run(_audit_records(data_dir))) == 1
 
-    def test_unknown_child_changes_nothing(self, data_dir: Path) -> None:
-        """A child the hub never held keys for is reported; nothing is recorded."""
-        assert run("destroy-child", "ch-0002", "--yes", "--reason", "duplicate id")[:2] == (
-            0,
-            "child ch-0002: has no data keys; nothing to erase, nothing recorded\n",
+    def test_unknown_child_fails_and_changes_nothing(self, data_dir: Path) -> None:
+        """A child the hub never held keys for (a mistyped id) fails, so a script carrying
+        out an order does not count it as done; nothing is recorded."""
+        code, out, err = run("destroy-child", "ch-0002", "--yes", "--reason", "duplicate id")
+        assert (code, out) == (1, "")
+        assert err.endswith("keys: no child ch-0002 is known here (no data keys); nothing erased\n")
+        assert asyncio.run(_audit_records(data_dir)) == []
+
+    def test_refuses_what_it_could_not_record_as_a_child_erasure(self, data_dir: Path) -> None:
+        """A dead-letter month's key or any other non-child id, and an author longer than the
+        audit trail keeps, are refused (exit 2) before anything is touched."""
+        asyncio.run(_seed_child(data_dir, "ch-0001"))
+        code, _, err = run("destroy-child", "hub-dlq:2026-11", "--yes", "--reason", "tidy")
+        assert (code, err) == (
+            2,
+            "keys: 'hub-dlq:2026-11' is not a child id (they start with 'ch-')\n",
         )
+        long = ("destroy-child", "ch-0001", "--yes", "--reason", "order", "--author", "x" * 201)
+        assert run(*long)[::2] == (2, "keys: the author must be 1-200 characters\n")
         assert asyncio.run(_audit_records(data_dir)) == []
