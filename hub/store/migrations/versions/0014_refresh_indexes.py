@@ -1,11 +1,13 @@
 """Refresh indexes: ingest's person index reads erasures and changed records by time.
 
 Before each batch ingest asks for the data keys destroyed since its erasure mark and the person
-records updated since its records mark; without these indexes both are full scans.
+records updated since its records mark; without these indexes both are full scans. An erasure
+deletes the household links naming the child at either end: the primary key (a, b, kind)
+serves ``a``; ``b`` gets its own index, or each erasure scans the links under the write lock.
 
 Revision ID: 0014
 Revises: 0001
-Depends on: 0002 (child_data_keys), 0005 (identity_person_records)
+Depends on: 0002 (child_data_keys), 0005 (identity_person_records, identity_household_links)
 Create Date: 2026-11-29
 """
 
@@ -22,8 +24,10 @@ def upgrade() -> None:
     op.create_index(
         "ix_identity_person_records_updated_at", "identity_person_records", ["updated_at"]
     )
+    op.create_index("ix_identity_household_links_b", "identity_household_links", ["b"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_identity_household_links_b", table_name="identity_household_links")
     op.drop_index("ix_identity_person_records_updated_at", table_name="identity_person_records")
     op.drop_index("ix_child_data_keys_destroyed_at", table_name="child_data_keys")
