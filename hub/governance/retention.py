@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -38,7 +38,7 @@ from hub.domain.chronology import involvement_spans
 from hub.governance.audit import AuditAction, AuditEntry
 from hub.governance.audit_store import AuditTrail
 from hub.governance.config import RetentionPeriod, RetentionSchedule
-from hub.governance.erasure import erase_child
+from hub.governance.erasure import ErasedChild, erase_child
 from hub.identity.sealing import RecordSealer
 from hub.identity.store import IdentityStore
 from hub.observability import get_logger
@@ -300,7 +300,7 @@ class RetentionRunner:
             self.keys,
             self.trail,
             outcome.child_id,
-            audit=lambda e: _audit_entry(outcome, governing, e.key_versions),
+            audit=lambda e: _audit_entry(outcome, governing, e),
             now=self.clock(),
         )
         if erased is None:  # erased meanwhile by another run or by hand
@@ -314,7 +314,8 @@ class RetentionRunner:
         return True
 
 
-def _audit_entry(outcome: RetentionOutcome, end: PeriodEnd, versions: Sequence[int]) -> AuditEntry:
+def _audit_entry(outcome: RetentionOutcome, end: PeriodEnd, erased: ErasedChild) -> AuditEntry:
+    """The retention period that ended and what went (as an erasure by hand records it)."""
     period = end.period
     return AuditEntry(
         action=AuditAction.retention_erased,
@@ -328,7 +329,9 @@ def _audit_entry(outcome: RetentionOutcome, end: PeriodEnd, versions: Sequence[i
             "years": period.years,
             "counted_from": period.counted_from,
             "categories": sorted({e.period.category for e in outcome.ends}),
-            "key_versions": list(versions),
+            "key_versions": list(erased.key_versions),
+            "person_records": erased.person_records,
+            "household_links": erased.household_links,
         },
     )
 

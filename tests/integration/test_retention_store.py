@@ -137,6 +137,8 @@ class TestRetentionRun:
             "counted_from": "last_activity",
             "categories": ["partner_information"],
             "key_versions": [1],
+            "person_records": 0,  # this child has none (the tests below count them)
+            "household_links": 0,
         }
         assert "2015" not in json.dumps(records[0].body["extra"])  # no dates it came from
         assert (await seeded["trail"].verify()).ok
@@ -173,6 +175,13 @@ class TestRetentionRun:
             records = (await conn.execute(select(person_records.c.child_id))).scalars().all()
             links = (await conn.execute(select(household_links.c.a))).scalars().all()
         assert (records, links) == ([KEPT], [KEPT])
+        [record] = [
+            r async for r in seeded["trail"].records(actions=[AuditAction.retention_erased])
+        ]
+        assert {k: record.body["extra"][k] for k in ("person_records", "household_links")} == {
+            "person_records": 1,
+            "household_links": 1,
+        }
 
     async def test_erasure_forgets_links_naming_the_child_at_either_end(
         self, seeded: dict[str, Any]
