@@ -24,6 +24,4 @@ child_data_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("destroyed_at", DateTime(timezone=True), nullable=True),
     Index("ix_child_data_keys_kek_id", "kek_id"),
-    # Ingest's refresh reads the erasures since its mark (migration 0014).
-    Index("ix_child_data_keys_destroyed_at", "destroyed_at"),
 )

@@ -72,6 +72,9 @@ class AuditAction(StrEnum):
     operator_erased = "operator.erased"
 
 
+ERASURE_ACTIONS = (AuditAction.retention_erased.value, AuditAction.operator_erased.value)
+"""The records an erasure of a child appends (ingest's person index reads them)."""
+
 DISCLOSURE_ACTIONS = frozenset(
     {
         AuditAction.narrative_read,

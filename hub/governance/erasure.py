@@ -98,7 +98,7 @@ async def erase_child(
 
     Afterwards this process's cached keys of the child are evicted; other processes drop
     theirs within the cache's time limit, and ingests drop the child from their person index
-    at their next refresh (they read the destroyed keys).
+    at their next refresh (they read the erasure's audit record).
     """
     k = child_data_keys.c
     async with engine.begin() as conn:

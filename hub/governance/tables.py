@@ -49,6 +49,8 @@ audit_records = Table(
     Column("prev_hash", String(64), nullable=False, index=True),
     Column("hash", String(64), nullable=False, unique=True),
     Index("ix_audit_records_child_seq", "child_id", "seq"),
+    # Ingest's person index reads the erasures recorded after its mark (migration 0014).
+    Index("ix_audit_records_action_seq", "action", "seq"),
 )
 
 # The head of the chain (one row, id 1): locked by every append, so appends are serialised.

@@ -12,9 +12,10 @@ The index lives in the ingest process, loaded from the store on first use and re
 before each batch with the records changed since (other ingest processes' records, and
 merges decided through the review API). The rows a refresh can read again (the process's own
 last writes among them) are remembered with their sealed text, so they are not unsealed twice.
-Each refresh first reads the erasures since its erasure mark (children whose data keys
-retention destroyed, deleting their records): their records leave the index and that memory,
-so an erased child's matching data is neither kept nor matched after the next batch starts.
+Each refresh first reads the erasures recorded in the audit trail since the last one
+(retention's or an operator's, which delete the child's records): their records leave the index
+and that memory, so an erased child's matching data is neither kept nor matched after the next
+batch starts.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ class IdentityLinker:
         self._model = model
         self._index: PersonIndex | None = None
         self._mark: datetime | None = None
-        self._erasure_mark: datetime | None = None
-        self._erased_at_mark: frozenset[str] = frozenset()
+        self._erasure_seq = 0
+        """The audit trail's seq up to which erasures are applied (set at the first load)."""
         self._writes = _Writes()
         self._opened: OpenedRecords = {}
         """Sealed rows a refresh may read again (the last writes, and rows at the mark).
@@ -86,21 +87,19 @@ class IdentityLinker:
     async def refresh(self, conn: AsyncConnection) -> None:
         """Bring the index up to date with the store (the whole store the first time).
 
-        Erasures are read and applied before the changed records, in the same connection.
-        Applied first, an erasure removes only records read or written before it was seen:
-        the rows it deleted cannot come back in the records read after it, so any record of
-        the child read then (or written by this process later) was written after the erasure
-        and is kept. Each erasure is applied once; the ``>=`` mark re-reads the latest, and
-        those already applied are skipped (see ``_apply_erasures``). (Comparing each record's
-        update time with the erasure's would need a time kept per indexed record.) One gap
-        is left, on the safe side: an erasure committed between this refresh's two reads is
-        applied next time, and would drop a record of the child written after it and read in
-        between; that is a missed match, never erased data kept.
+        Erasures are read (from the audit trail, in commit order, each once) and applied
+        before the changed records, in the same connection. Applied first, an erasure removes
+        only records read or written before it was seen: the rows it deleted cannot come back
+        in the records read after it, so any record of the child read then (or written by
+        this process later) was written after the erasure and is kept. One gap is left, on
+        the safe side: an erasure committed between this refresh's two reads is applied next
+        time, and would drop a record of the child written after it and read in between; that
+        is a missed match, never erased data kept.
         """
         if self._index is None:
             self._index = PersonIndex(self._model)
-            # The store's own deletes erased these: nothing of theirs is loaded below.
-            self._mark_erasures(await self._identity.latest_erasures(conn))
+            # Erasures recorded so far deleted their rows: nothing of theirs is loaded below.
+            self._erasure_seq = await self._identity.erasure_mark(conn)
         else:
             await self._apply_erasures(conn)
         changed = await self._identity.records_since(conn, self._mark, opened=self._opened)
@@ -115,17 +114,12 @@ class IdentityLinker:
             self._opened = {k: v for k, v in self._opened.items() if v[2] >= mark}
 
     async def _apply_erasures(self, conn: AsyncConnection) -> None:
-        """Forget the records (and kept sealed rows) of children erased since the mark."""
+        """Forget the records (and kept sealed rows) of children erased since the last read."""
         assert self._index is not None
-        erased = await self._identity.erasures_since(conn, self._erasure_mark)
-        fresh = {
-            child_id: at
-            for child_id, at in erased.items()
-            if not (at == self._erasure_mark and child_id in self._erased_at_mark)
-        }
+        erased, self._erasure_seq = await self._identity.erasures_after(conn, self._erasure_seq)
         unindexed: list[str] = []
         records = 0
-        for child_id in sorted(fresh):
+        for child_id in dict.fromkeys(erased):
             if removed := self._index.remove_child(child_id):
                 unindexed.append(child_id)
                 records += len(removed)
@@ -133,17 +127,6 @@ class IdentityLinker:
                     self._opened.pop(record_id, None)
         if unindexed:
             log.info("identity.erased_children_unindexed", child_ids=unindexed, records=records)
-        self._mark_erasures(fresh)
-
-    def _mark_erasures(self, erased: dict[str, datetime]) -> None:
-        """Move the erasure mark to the latest of ``erased``, remembering who is erased at it."""
-        if not erased:
-            return
-        mark = max(erased.values())
-        at_mark = {child_id for child_id, at in erased.items() if at == mark}
-        if mark == self._erasure_mark:
-            at_mark |= self._erased_at_mark
-        self._erasure_mark, self._erased_at_mark = mark, frozenset(at_mark)
 
     def digest(self, system: str, value: str) -> str:
         """The keyed digest of an identifier, computed once per batch.
@@ -279,6 +262,5 @@ class IdentityLinker:
         self._digests.clear()
         self._index = None
         self._mark = None
-        self._erasure_mark = None
-        self._erased_at_mark = frozenset()
+        self._erasure_seq = 0
         self._opened = {}

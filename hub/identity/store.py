@@ -14,11 +14,12 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.crypto.tables import child_data_keys
+from hub.governance.audit import ERASURE_ACTIONS
+from hub.governance.tables import audit_head, audit_records
 from hub.identity.events import ChildrenMerged, MatchKeptApart, MergeUndone
 from hub.identity.households import Households, Link, LinkKind
 from hub.identity.index import Candidate, PersonIndex, blocking_keys
@@ -132,17 +133,6 @@ def _matching_data(record: PersonRecord) -> dict[str, Any]:
     }
 
 
-def _latest_per_child(rows: Iterable[Any]) -> dict[str, datetime]:
-    """Child id -> its latest destruction time, from (child id, destroyed at) rows."""
-    latest: dict[str, datetime] = {}
-    for child_id, destroyed_at in rows:
-        at = as_utc(destroyed_at)
-        assert at is not None  # the queries read destroyed rows only
-        if child_id not in latest or at > latest[child_id]:
-            latest[child_id] = at
-    return latest
-
-
 OpenedRecords = dict[str, tuple[str, PersonRecord, datetime]]
 """Record id -> (sealed ``features`` text, the record it opens to, the row's update time)."""
 
@@ -168,13 +158,15 @@ class IdentityStore:
         self._records_all = by_update
         self._records_since = by_update.where(person_records.c.updated_at >= bindparam("since"))
         self._add_links = self._insert(household_links).on_conflict_do_nothing()
-        keys = child_data_keys.c
-        destroyed = select(keys.child_id, keys.destroyed_at)
-        self._erasures_all = destroyed.where(keys.destroyed_at.is_not(None))
-        self._erasures_since = destroyed.where(keys.destroyed_at >= bindparam("since"))
-        self._erasures_latest = destroyed.where(
-            keys.destroyed_at == select(func.max(keys.destroyed_at)).scalar_subquery()
+        # Erasures in commit order: every erasure appends its audit record in its own
+        # transaction, under the trail's head lock, so a larger seq committed later.
+        trail = audit_records.c
+        self._erasures_after = (
+            select(trail.seq, trail.child_id)
+            .where(trail.action.in_(ERASURE_ACTIONS), trail.seq > bindparam("seq"))
+            .order_by(trail.seq)
         )
+        self._trail_head = select(audit_head.c.seq).where(audit_head.c.id == 1)
 
     # -- person records --------------------------------------------------------------------
     async def _rows(
@@ -311,24 +303,21 @@ class IdentityStore:
             out.append((record, row.child_id, updated_at))
         return out
 
-    async def erasures_since(
-        self, conn: AsyncConnection, since: datetime | None
-    ) -> dict[str, datetime]:
-        """Children whose data keys were destroyed at or after ``since`` (every destruction
-        when None), each with the latest such time.
+    async def erasures_after(self, conn: AsyncConnection, seq: int) -> tuple[list[str], int]:
+        """The children erased by audit records after ``seq`` (in commit order), and the
+        last such record's seq (``seq`` itself when there is none).
 
-        A destroyed key means an erased child: retention destroys every version and deletes
-        the child's person records in the same transaction.
+        Read from the audit trail, not from the keys' destruction times: every erasure
+        (retention's or by hand, keys destroyed or only leftovers deleted) appends its record
+        in the transaction that erases, and the trail's seq follows commit order whatever the
+        erasing processes' clocks say.
         """
-        if since is None:
-            rows = (await conn.execute(self._erasures_all)).all()
-        else:
-            rows = (await conn.execute(self._erasures_since, {"since": since})).all()
-        return _latest_per_child(rows)
+        rows = (await conn.execute(self._erasures_after, {"seq": seq})).all()
+        return [r.child_id for r in rows if r.child_id], (int(rows[-1].seq) if rows else seq)
 
-    async def latest_erasures(self, conn: AsyncConnection) -> dict[str, datetime]:
-        """The children erased at the latest destruction time in the store (none if none was)."""
-        return _latest_per_child((await conn.execute(self._erasures_latest)).all())
+    async def erasure_mark(self, conn: AsyncConnection) -> int:
+        """The audit trail's head seq now: erasures recorded after it are new."""
+        return int((await conn.execute(self._trail_head)).scalar_one_or_none() or 0)
 
     async def load_index(self, model: MatchModel | None = None) -> PersonIndex:
         """Build the in-memory index from every persisted record."""

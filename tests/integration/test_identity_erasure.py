@@ -162,6 +162,54 @@ class TestErasureReachesTheIndex:
         assert again.decision.child_id != second.child_id
 
 
+class TestErasuresInCommitOrder:
+    """Erasures reach the index in the order they commit, whatever the erasing clocks say."""
+
+    async def test_an_erasure_stamped_earlier_but_committed_later_is_applied(
+        self, hub: dict[str, Any]
+    ) -> None:
+        """Two erasing processes with skewed clocks: the one committed second carries the
+        earlier time. Ingest has already seen the first; it still drops the second child."""
+        engine: AsyncEngine = hub["engine"]
+        linker = IdentityLinker(hub["identity"], _digest)
+        wren = (await batch(engine, linker, ottilie(1, given="Wren"), now=INDEXED)).decision
+        tilly = (await batch(engine, linker, ottilie(2), now=INDEXED)).decision
+        await erase(hub, wren.child_id, at=ERASED + timedelta(minutes=30))
+        await batch(engine, linker, ottilie(3, given="Bramble"), now=AFTER)  # a refresh
+
+        await erase(hub, tilly.child_id, at=ERASED)  # a process whose clock runs behind
+        again = await batch(engine, linker, ottilie(4), now=AFTER + timedelta(minutes=1))
+
+        assert again.decision.is_new_child
+        assert again.decision.child_id != tilly.child_id
+
+    async def test_an_erasure_of_leftovers_by_hand_reaches_a_running_ingest(
+        self, hub: dict[str, Any]
+    ) -> None:
+        """Keys destroyed alone (the old by-hand path), then the leftovers erased by hand:
+        no key is destroyed this time, and the running ingest still drops the records."""
+        from hub.governance.audit import Actor
+        from hub.governance.erasure import by_hand_entry, erase_child
+
+        engine: AsyncEngine = hub["engine"]
+        linker = IdentityLinker(hub["identity"], _digest)
+        child = (await batch(engine, linker, ottilie(1), now=INDEXED)).decision.child_id
+        await hub["keys"].destroy_child_key(child)
+        await batch(engine, linker, ottilie(2, given="Bramble"), now=AFTER)  # a refresh
+        erased = await erase_child(
+            engine,
+            hub["keys"],
+            AuditTrail(engine, clock=lambda: AFTER),
+            child,
+            audit=by_hand_entry(Actor(sub="ig-officer-7"), "court order", child),
+            now=AFTER,
+        )
+        assert erased is not None and erased.key_versions == ()
+
+        again = await batch(engine, linker, ottilie(3), now=AFTER + timedelta(minutes=1))
+        assert again.decision.is_new_child and again.decision.child_id != child
+
+
 async def erased_then_relinked(hub: dict[str, Any], linker: IdentityLinker) -> str:
     """Index a child, erase it, then link a new record to it by an identifier digest (kept
     by the erasure), as ingest does for the child's next event; the child's id."""
@@ -200,8 +248,8 @@ class TestRecordsAfterTheErasure:
         self, hub: dict[str, Any]
     ) -> None:
         """After the erasure a new event links to the child deterministically; that record is
-        matched by later records, however many refreshes re-read the erasure at the mark and
-        whatever other writes move the records mark on."""
+        matched by later records, however many refreshes follow and whatever other writes
+        move the records mark on."""
         linker = IdentityLinker(hub["identity"], _digest)
         erased = await erased_then_relinked(hub, linker)
         await others_write(hub, linker, 3)
@@ -213,7 +261,7 @@ class TestRecordsAfterTheErasure:
         self, hub: dict[str, Any]
     ) -> None:
         """A linker first loaded after the erasure and the child's new record keeps that
-        record, though every later refresh re-reads the erasure at the mark."""
+        record through every later refresh."""
         erased = await erased_then_relinked(hub, IdentityLinker(hub["identity"], _digest))
         linker = IdentityLinker(hub["identity"], _digest)  # a restart: the first load
         await others_write(hub, linker, 2)
