@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, delete, or_, update
+from sqlalchemy import and_, delete, exists, or_, select, union, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.crypto.data_keys import ChildKeyStore
@@ -30,7 +31,7 @@ from hub.governance.audit_store import AuditTrail
 from hub.identity.tables import household_links, person_records
 from hub.observability import get_logger
 
-__all__ = ["ErasedChild", "ErasureRefused", "by_hand_entry", "erase_child"]
+__all__ = ["ErasedChild", "ErasureRefused", "by_hand_entry", "erase_child", "leftover_children"]
 
 log = get_logger(__name__)
 
@@ -137,3 +138,33 @@ async def erase_child(
     return ErasedChild(
         child_id, versions, erased.person_records, erased.household_links, record.seq
     )
+
+
+async def leftover_children(engine: AsyncEngine) -> list[str]:
+    """Children with matching data (person records, household links) but no live key, whose
+    keys were destroyed: what an erasure left behind.
+
+    On PostgreSQL an ingest batch that read the child's key before an erasure and commits
+    after it writes rows the erasure's deletes could not see (SQLite serialises the two).
+    Keys destroyed alone (``hub keys destroy-child`` before it deleted the matching data)
+    leave such rows too. A child given a new key since (a new event after the erasure) is
+    not listed: its rows are the new data.
+    """
+    k = child_data_keys.c
+    h = household_links.c
+
+    def erased(child: Any) -> Any:
+        return and_(
+            exists().where(and_(k.child_id == child, k.destroyed_at.is_not(None))),
+            ~exists().where(and_(k.child_id == child, k.destroyed_at.is_(None))),
+        )
+
+    records = person_records.c.child_id
+    named = union(
+        select(records.label("child_id")).where(erased(records)),
+        select(h.a.label("child_id")).where(erased(h.a)),
+        select(h.b.label("child_id")).where(erased(h.b)),
+    ).subquery()
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(named.c.child_id).order_by(named.c.child_id))
+        return [r.child_id for r in rows]

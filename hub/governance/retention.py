@@ -38,7 +38,7 @@ from hub.domain.chronology import involvement_spans
 from hub.governance.audit import AuditAction, AuditEntry
 from hub.governance.audit_store import AuditTrail
 from hub.governance.config import RetentionPeriod, RetentionSchedule
-from hub.governance.erasure import ErasedChild, erase_child
+from hub.governance.erasure import ErasedChild, erase_child, leftover_children
 from hub.identity.sealing import RecordSealer
 from hub.identity.store import IdentityStore
 from hub.observability import get_logger
@@ -288,8 +288,25 @@ class RetentionRunner:
         for outcome in due:
             if await self._erase(outcome):
                 erased.append(outcome)
-        log.info("retention.run_finished", erased=len(erased), due=len(due))
+        swept = await self.sweep_leftovers()
+        log.info("retention.run_finished", erased=len(erased), due=len(due), leftovers=swept)
         return erased
+
+    async def sweep_leftovers(self) -> int:
+        """Erase what earlier erasures left (``leftover_children``), each audited; how many
+        children had some. Run after every retention run."""
+        swept = 0
+        for child_id in await leftover_children(self.engine):
+            erased = await erase_child(
+                self.engine,
+                self.keys,
+                self.trail,
+                child_id,
+                audit=_leftovers_entry,
+                now=self.clock(),
+            )
+            swept += erased is not None
+        return swept
 
     async def _erase(self, outcome: RetentionOutcome) -> bool:
         """Erase the child and append the audit record, in one transaction (``erase_child``)."""
@@ -329,6 +346,22 @@ def _audit_entry(outcome: RetentionOutcome, end: PeriodEnd, erased: ErasedChild)
             "years": period.years,
             "counted_from": period.counted_from,
             "categories": sorted({e.period.category for e in outcome.ends}),
+            "key_versions": list(erased.key_versions),
+            "person_records": erased.person_records,
+            "household_links": erased.household_links,
+        },
+    )
+
+
+def _leftovers_entry(erased: ErasedChild) -> AuditEntry:
+    """The record of a sweep: what an earlier erasure of the child left and this one deleted."""
+    return AuditEntry(
+        action=AuditAction.retention_erased,
+        who=RETENTION_ACTOR,
+        child_id=erased.child_id,
+        effect="erased",
+        reason="matching data left after the child's erasure",
+        extra={
             "key_versions": list(erased.key_versions),
             "person_records": erased.person_records,
             "household_links": erased.household_links,
