@@ -150,7 +150,8 @@ class HubStreams:
             auto_offset_reset="earliest",
             # A long batch must not cost the group its member: heartbeats every 3 s (or a
             # third of the session), and a member is declared dead only after the session
-            # timeout (30 s by default) without one.
+            # timeout (30 s by default) without one. aiokafka also waits that long (its
+            # rebalance timeout defaults to the session's) for members to rejoin a rebalance.
             session_timeout_ms=self.settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=min(3_000, self.settings.kafka_session_timeout_ms // 3),
             max_partition_fetch_bytes=fetch_bytes,

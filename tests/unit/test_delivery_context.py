@@ -101,7 +101,7 @@ def strategy_meeting() -> Envelope:
 
 
 class TestSituations:
-    async def test_the_situation_many_gives_from_one_query(self, tmp_path: Path) -> None:
+    async def test_each_childs_situation_from_one_query(self, tmp_path: Path) -> None:
         """``situations`` gives each child the statuses, involved agencies, milestones and
         harm that the child's own read gives (no event facts), reading only the entries
         they come from, in one query for every child (one with no entries the empty one)."""
