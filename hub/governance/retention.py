@@ -193,6 +193,10 @@ class RetentionFactsSource(Protocol):
         """The facts of one child."""
         ...
 
+    async def leftover_children(self) -> list[str]:
+        """Children an earlier erasure left matching data of (``erasure.leftover_children``)."""
+        ...
+
 
 def _day(value: datetime) -> date:
     return as_utc(value).date()  # type: ignore[union-attr]
@@ -218,6 +222,9 @@ class StoreRetentionFacts:
                 .order_by(children.c.child_id)
             )
             return [r.child_id for r in rows]
+
+    async def leftover_children(self) -> list[str]:
+        return await leftover_children(self._store.engine)
 
     async def facts(self, child_id: str) -> ChildRetentionFacts:
         entries = await read_chronology(self._store, self._keys, child_id)
@@ -293,10 +300,10 @@ class RetentionRunner:
         return erased
 
     async def sweep_leftovers(self) -> int:
-        """Erase what earlier erasures left (``leftover_children``), each audited; how many
-        children had some. Run after every retention run."""
+        """Erase what earlier erasures left (the source's ``leftover_children``), each
+        audited; how many children had some. Run after every retention run."""
         swept = 0
-        for child_id in await leftover_children(self.engine):
+        for child_id in await self.source.leftover_children():
             erased = await erase_child(
                 self.engine,
                 self.keys,

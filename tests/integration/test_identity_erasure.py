@@ -64,6 +64,9 @@ class Due:
 
     child_ids: tuple[str, ...]
 
+    async def leftover_children(self) -> list[str]:
+        return []
+
     async def live_children(self) -> list[str]:
         return list(self.child_ids)
 

@@ -118,6 +118,9 @@ class ListSource:
     def __init__(self, *items: ChildRetentionFacts) -> None:
         self.items = {f.child_id: f for f in items}
 
+    async def leftover_children(self) -> list[str]:
+        return []
+
     async def live_children(self) -> list[str]:
         return sorted(self.items)
 
