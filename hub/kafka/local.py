@@ -181,8 +181,16 @@ class LocalKafkaStatus:
 
 
 def new_cluster_id() -> str:
-    """Returns a fresh KRaft cluster id: a random UUID in Kafka's URL-safe base64 form."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    """Returns a fresh KRaft cluster id: a random UUID in Kafka's URL-safe base64 form.
+
+    Never one starting with "-" (one in 64 would): the storage tool's argument parser reads
+    it as an option and refuses to format ("--cluster-id: expected one argument"), as Kafka's
+    own ``Uuid.randomUuid`` avoids too.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def server_properties(

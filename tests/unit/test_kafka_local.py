@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,16 @@ class TestClusterId:
     def test_differs_each_time(self) -> None:
         """Every formatted data directory gets its own cluster."""
         assert new_cluster_id() != new_cluster_id()
+
+    def test_never_starts_with_a_dash(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A UUID whose base64 starts with "-" (the tool would read it as an option and not
+        format) is drawn again."""
+        dashed = uuid.UUID(bytes=bytes([0xF8]) + bytes(15))
+        plain = uuid.UUID(bytes=bytes([0x01]) + bytes(15))
+        assert base64.urlsafe_b64encode(dashed.bytes).startswith(b"-")
+        draws = iter([dashed, plain])
+        monkeypatch.setattr(uuid, "uuid4", lambda: next(draws))
+        assert new_cluster_id() == base64.urlsafe_b64encode(plain.bytes).decode().rstrip("=")
 
 
 class TestJarCache:
