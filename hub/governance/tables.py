@@ -49,7 +49,7 @@ audit_records = Table(
     Column("prev_hash", String(64), nullable=False, index=True),
     Column("hash", String(64), nullable=False, unique=True),
     Index("ix_audit_records_child_seq", "child_id", "seq"),
-    # Ingest's person index reads the erasures recorded after its mark (migration 0014).
+    # Ingest's person index reads the erasures recorded after its mark (migration 0015).
     Index("ix_audit_records_action_seq", "action", "seq"),
 )
 

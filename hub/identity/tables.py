@@ -73,5 +73,5 @@ household_links = Table(
     Column("kind", String(16), primary_key=True),
     Column("source_event_id", String(128), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Index("ix_identity_household_links_b", "b"),  # an erasure deletes links at either end
+    Index("ix_identity_household_links_b", "b"),  # erasures delete links at either end (0015)
 )

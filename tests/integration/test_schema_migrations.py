@@ -16,15 +16,30 @@ from alembic.migration import MigrationContext
 import hub.bootstrap  # noqa: F401 - imports every area's tables onto the shared metadata
 from hub.store.db import create_engine, migrate
 from hub.store.schema import metadata
-from tests.support.databases import BACKENDS, fresh_database_url
+from tests.support.databases import BACKENDS, fresh_database_url, upgrade_to
 
 pytestmark = pytest.mark.integration
 
 
+PREVIOUS_HEADS = {
+    "before 0014": ("0003", "0005", "0006", "0007", "0010", "0011", "0012", "0013"),
+    "at 0014": ("0003", "0005", "0006", "0007", "0010", "0011", "0012", "0013", "0014"),
+}
+"""Stores as earlier versions of main left them: each must upgrade to the same schema."""
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_migrated_store_matches_the_table_definitions(backend: str, tmp_path: Path) -> None:
-    engine = create_engine(await fresh_database_url(backend, tmp_path))
+@pytest.mark.parametrize("start", [None, *PREVIOUS_HEADS])
+async def test_migrated_store_matches_the_table_definitions(
+    backend: str, start: str | None, tmp_path: Path
+) -> None:
+    """A fresh store, and stores at earlier heads upgraded, match the definitions."""
+    url = await fresh_database_url(backend, tmp_path)
+    engine = create_engine(url)
     try:
+        for revision in PREVIOUS_HEADS.get(start or "", ()):
+            async with engine.begin() as conn:
+                await conn.run_sync(upgrade_to, url, revision)
         await migrate(engine)
         async with engine.connect() as conn:
             differences = await conn.run_sync(
