@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, or_, select, union, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.crypto.data_keys import ChildKeyStore
@@ -31,7 +31,14 @@ from hub.governance.audit_store import AuditTrail
 from hub.identity.tables import household_links, person_records
 from hub.observability import get_logger
 
-__all__ = ["ErasedChild", "ErasureRefused", "by_hand_entry", "erase_child", "leftover_children"]
+__all__ = [
+    "ErasedChild",
+    "ErasureRefused",
+    "by_hand_entry",
+    "erase_child",
+    "leftover_children",
+    "sweep_child",
+]
 
 log = get_logger(__name__)
 
@@ -140,31 +147,93 @@ async def erase_child(
     )
 
 
+def _erased_at() -> Any:
+    """Each child with a destroyed key, and its latest destruction (its latest erasure)."""
+    k = child_data_keys.c
+    return (
+        select(k.child_id.label("child_id"), func.max(k.destroyed_at).label("at"))
+        .where(k.destroyed_at.is_not(None))
+        .group_by(k.child_id)
+        .subquery()
+    )
+
+
 async def leftover_children(engine: AsyncEngine) -> list[str]:
-    """Children with matching data (person records, household links) but no live key, whose
-    keys were destroyed: what an erasure left behind.
+    """Children with matching data (person records, household links) written no later than
+    their latest erasure: what an erasure left behind.
 
     On PostgreSQL an ingest batch that read the child's key before an erasure and commits
-    after it writes rows the erasure's deletes could not see (SQLite serialises the two).
-    Keys destroyed alone (``hub keys destroy-child`` before it deleted the matching data)
-    leave such rows too. A child given a new key since (a new event after the erasure) is
-    not listed: its rows are the new data.
+    after it writes rows the erasure's deletes could not see (SQLite serialises the two);
+    keys destroyed alone (``hub keys destroy-child`` before it deleted the matching data) left
+    such rows too. Rows written after the erasure (a new event about the child, under a new
+    key) are new data and do not count. Times are the writers' clocks: rows are told apart
+    by when ingest stamped them against when the erasure did.
     """
-    k = child_data_keys.c
-    h = household_links.c
+    erased = _erased_at()
+    p, h = person_records.c, household_links.c
 
-    def erased(child: Any) -> Any:
-        return and_(
-            exists().where(and_(k.child_id == child, k.destroyed_at.is_not(None))),
-            ~exists().where(and_(k.child_id == child, k.destroyed_at.is_(None))),
+    def older(child: Any, written: Any) -> Any:
+        return exists().where(and_(child == erased.c.child_id, written <= erased.c.at))
+
+    query = (
+        select(erased.c.child_id)
+        .where(
+            or_(
+                older(p.child_id, p.updated_at),
+                older(h.a, h.created_at),
+                older(h.b, h.created_at),
+            )
         )
-
-    records = person_records.c.child_id
-    named = union(
-        select(records.label("child_id")).where(erased(records)),
-        select(h.a.label("child_id")).where(erased(h.a)),
-        select(h.b.label("child_id")).where(erased(h.b)),
-    ).subquery()
+        .order_by(erased.c.child_id)
+    )
     async with engine.connect() as conn:
-        rows = await conn.execute(select(named.c.child_id).order_by(named.c.child_id))
-        return [r.child_id for r in rows]
+        return [r.child_id for r in await conn.execute(query)]
+
+
+async def sweep_child(
+    engine: AsyncEngine,
+    trail: AuditTrail,
+    child_id: str,
+    *,
+    audit: Callable[[ErasedChild], AuditEntry],
+) -> ErasedChild | None:
+    """Delete a child's matching data written no later than its latest erasure, and append
+    ``audit(swept)``, in one transaction; None (nothing recorded) when there was none.
+
+    Keys are not touched: a key made for a new event since the erasure stays live, and
+    rows written since stay (each delete carries the time bound, so a row committed while
+    this runs is judged by its own time).
+    """
+    k, h = child_data_keys.c, household_links.c
+    async with engine.begin() as conn:
+        at = (
+            await conn.execute(
+                select(func.max(k.destroyed_at)).where(
+                    and_(k.child_id == child_id, k.destroyed_at.is_not(None))
+                )
+            )
+        ).scalar_one_or_none()
+        if at is None:
+            return None
+        records = await conn.execute(
+            delete(person_records).where(
+                and_(person_records.c.child_id == child_id, person_records.c.updated_at <= at)
+            )
+        )
+        links = await conn.execute(
+            delete(household_links).where(
+                and_(or_(h.a == child_id, h.b == child_id), h.created_at <= at)
+            )
+        )
+        swept = ErasedChild(child_id, (), records.rowcount, links.rowcount)
+        if not (swept.person_records or swept.household_links):
+            return None
+        [record] = await trail.append_in(conn, [audit(swept)])
+    log.info(
+        "erasure.leftovers_deleted",
+        child_id=child_id,
+        person_records=swept.person_records,
+        household_links=swept.household_links,
+        audit_seq=record.seq,
+    )
+    return ErasedChild(child_id, (), swept.person_records, swept.household_links, record.seq)

@@ -38,7 +38,7 @@ from hub.domain.chronology import involvement_spans
 from hub.governance.audit import AuditAction, AuditEntry
 from hub.governance.audit_store import AuditTrail
 from hub.governance.config import RetentionPeriod, RetentionSchedule
-from hub.governance.erasure import ErasedChild, erase_child, leftover_children
+from hub.governance.erasure import ErasedChild, erase_child, leftover_children, sweep_child
 from hub.identity.sealing import RecordSealer
 from hub.identity.store import IdentityStore
 from hub.observability import get_logger
@@ -304,15 +304,8 @@ class RetentionRunner:
         audited; how many children had some. Run after every retention run."""
         swept = 0
         for child_id in await self.source.leftover_children():
-            erased = await erase_child(
-                self.engine,
-                self.keys,
-                self.trail,
-                child_id,
-                audit=_leftovers_entry,
-                now=self.clock(),
-            )
-            swept += erased is not None
+            done = await sweep_child(self.engine, self.trail, child_id, audit=_leftovers_entry)
+            swept += done is not None
         return swept
 
     async def _erase(self, outcome: RetentionOutcome) -> bool:

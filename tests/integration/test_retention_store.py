@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -205,9 +205,10 @@ class TestRetentionRun:
         assert sorted((a, b) for a, b in links) == [("adult:1", KEPT)]
 
     async def test_a_run_sweeps_what_an_earlier_erasure_left(self, seeded: dict[str, Any]) -> None:
-        """Matching data of a child whose keys are all destroyed (an ingest batch committed
+        """Matching data written no later than a child's erasure (an ingest batch committed
         after the erasure on PostgreSQL, or keys destroyed alone) goes at the next run, with
-        its own record; a child given a new key since keeps its rows (they are new data)."""
+        its own record. What was written since (a new event, under a new key) stays, and so
+        does the new key."""
         from sqlalchemy import select
 
         from hub.identity.tables import household_links, person_records
@@ -215,43 +216,50 @@ class TestRetentionRun:
         keys: ChildKeyStore = seeded["keys"]
         left, reborn = "ch-left", "ch-reborn"
         await keys.current_keys([left, reborn])
-        await keys.destroy_child_key(left)
+        await keys.destroy_child_key(left)  # both erased at NOW (the keys' clock)
         await keys.destroy_child_key(reborn)
         await keys.current_keys([reborn])  # a new event about it since: version 2, live
+        before, since = NOW - timedelta(seconds=1), NOW + timedelta(minutes=5)
         async with seeded["engine"].begin() as conn:
             await conn.execute(
                 person_records.insert(),
-                [person_record_row(f"r-{c}", c, NOW) for c in (left, reborn, KEPT)],
+                [
+                    person_record_row("r-left", left, before),
+                    person_record_row("r-reborn-old", reborn, before),
+                    person_record_row("r-reborn-new", reborn, since),
+                    person_record_row("r-kept", KEPT, before),
+                ],
             )
             await conn.execute(
                 household_links.insert(),
                 [
-                    household_link_row("adult:1", left, "related", NOW),
-                    household_link_row(reborn, "addr:1", "address", NOW),
+                    household_link_row("adult:1", left, "related", before),
+                    household_link_row(reborn, "addr:1", "address", before),
+                    household_link_row(reborn, "addr:2", "address", since),
                 ],
             )
 
         await seeded["runner"].run()
 
         async with seeded["engine"].connect() as conn:
-            records = (await conn.execute(select(person_records.c.child_id))).scalars().all()
+            records = (await conn.execute(select(person_records.c.record_id))).scalars().all()
             links = (await conn.execute(select(household_links.c.a, household_links.c.b))).all()
-        assert sorted(records) == [KEPT, reborn]
-        assert [(a, b) for a, b in links] == [(reborn, "addr:1")]
-        swept = [
-            r.body
+        assert sorted(records) == ["r-kept", "r-reborn-new"]
+        assert [(a, b) for a, b in links] == [(reborn, "addr:2")]
+        assert [r.destroyed_at is None for r in await keys.key_records(reborn)] == [False, True]
+        swept = {
+            r.body["child_id"]: (r.body["reason"], r.body["extra"])
             async for r in seeded["trail"].records(actions=[AuditAction.retention_erased])
-            if r.body["child_id"] == left
-        ]
-        assert [(b["reason"], b["extra"]) for b in swept] == [
-            (
-                "matching data left after the child's erasure",
-                {"key_versions": [], "person_records": 1, "household_links": 1},
-            )
-        ]
+            if r.body["child_id"] in (left, reborn)
+        }
+        reason = "matching data left after the child's erasure"
+        assert swept == {
+            left: (reason, {"key_versions": [], "person_records": 1, "household_links": 1}),
+            reborn: (reason, {"key_versions": [], "person_records": 1, "household_links": 1}),
+        }
         assert (await seeded["trail"].verify()).ok
         await seeded["runner"].run()  # nothing left: nothing more recorded
-        assert len([r async for r in seeded["trail"].records()]) == 2  # EXPIRED's and this
+        assert len([r async for r in seeded["trail"].records()]) == 3  # EXPIRED's and these
 
     async def test_birth_date_from_the_person_index(self, seeded: dict[str, Any]) -> None:
         """The facts read the date of birth the identity index holds for the child."""
