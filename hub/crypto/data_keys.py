@@ -218,18 +218,25 @@ class ChildKeyStore:
         Everything sealed under those keys, in Kafka, backups or the store, is then unreadable.
         Other processes may hold an unwrapped copy in their cache for up to its time limit.
         """
-        now = self._clock()
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(_T)
-                .where(and_(_T.c.child_id == child_id, _T.c.destroyed_at.is_(None)))
-                .values(wrapped_key=None, destroyed_at=now)
-                .returning(_T.c.key_version)
-            )
-            versions = sorted(r.key_version for r in result)
+            versions = await self.destroy_child_key_in(conn, child_id, now=self._clock())
         self._cache.evict_child(child_id)
         log.info("crypto.child_key_destroyed", child_id=child_id, key_versions=versions)
         return versions
+
+    @staticmethod
+    async def destroy_child_key_in(
+        conn: AsyncConnection, child_id: str, *, now: datetime
+    ) -> list[int]:
+        """``destroy_child_key``'s store change, in the caller's transaction (no cache change:
+        the caller evicts after its commit, ``forget_child``); the versions destroyed."""
+        result = await conn.execute(
+            update(_T)
+            .where(and_(_T.c.child_id == child_id, _T.c.destroyed_at.is_(None)))
+            .values(wrapped_key=None, destroyed_at=now)
+            .returning(_T.c.key_version)
+        )
+        return sorted(r.key_version for r in result)
 
     def forget_child(self, child_id: str) -> None:
         """Drop this process's cached keys of a child (whose keys another path destroyed);

@@ -17,12 +17,12 @@ before this path existed destroyed the keys only) has that data deleted, and rec
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.crypto.data_keys import ChildKeyStore
 from hub.crypto.tables import child_data_keys
@@ -54,6 +54,14 @@ class ErasedChild:
     audit_seq: int = 0
     """The sequence number of the erasure's audit record."""
 
+    def counts(self) -> dict[str, Any]:
+        """What went, as the erasure's audit record keeps it (ids and counts only)."""
+        return {
+            "key_versions": list(self.key_versions),
+            "person_records": self.person_records,
+            "household_links": self.household_links,
+        }
+
 
 class ErasureRefused(ValueError):
     """An erasure by hand that cannot be recorded as asked (the message says why)."""
@@ -83,14 +91,27 @@ def by_hand_entry(actor: Actor, reason: str, child_id: str) -> Callable[[ErasedC
             child_id=erased.child_id,
             effect="erased",
             reason=reason.strip(),
-            extra={
-                "key_versions": list(erased.key_versions),
-                "person_records": erased.person_records,
-                "household_links": erased.household_links,
-            },
+            extra=erased.counts(),
         )
 
     return entry
+
+
+async def _delete_matching_data(
+    conn: AsyncConnection, child_id: str, *, written_by: datetime | None = None
+) -> tuple[int, int]:
+    """Delete the child's person records and every household link naming it (at either end:
+    the household graph is undirected), only rows written by ``written_by`` when given;
+    how many of each went."""
+    p, h = person_records.c, household_links.c
+    records: list[Any] = [p.child_id == child_id]
+    links: list[Any] = [or_(h.a == child_id, h.b == child_id)]
+    if written_by is not None:
+        records.append(p.updated_at <= written_by)
+        links.append(h.created_at <= written_by)
+    deleted_records = await conn.execute(delete(person_records).where(*records))
+    deleted_links = await conn.execute(delete(household_links).where(*links))
+    return deleted_records.rowcount, deleted_links.rowcount
 
 
 async def erase_child(
@@ -108,25 +129,10 @@ async def erase_child(
     theirs within the cache's time limit, and ingests drop the child from their person index
     at their next refresh (they read the erasure's audit record).
     """
-    k = child_data_keys.c
     async with engine.begin() as conn:
-        result = await conn.execute(
-            update(child_data_keys)
-            .where(and_(k.child_id == child_id, k.destroyed_at.is_(None)))
-            .values(wrapped_key=None, destroyed_at=now)
-            .returning(k.key_version)
-        )
-        versions = tuple(sorted(r.key_version for r in result))
+        versions = tuple(await keys.destroy_child_key_in(conn, child_id, now=now))
         # What matching kept of the child (name tokens, date of birth, postcode) goes too.
-        records = await conn.execute(
-            delete(person_records).where(person_records.c.child_id == child_id)
-        )
-        # Nodes are undirected in the household graph: a link names the child at either end.
-        h = household_links.c
-        links = await conn.execute(
-            delete(household_links).where(or_(h.a == child_id, h.b == child_id))
-        )
-        erased = ErasedChild(child_id, versions, records.rowcount, links.rowcount)
+        erased = ErasedChild(child_id, versions, *await _delete_matching_data(conn, child_id))
         if not (versions or erased.person_records or erased.household_links):
             return None  # already erased (by another run or by hand): nothing to record
         [record] = await trail.append_in(conn, [audit(erased)])
@@ -137,14 +143,10 @@ async def erase_child(
         "erasure.child_erased",
         child_id=child_id,
         action=record.action,
-        key_versions=list(versions),
-        person_records=erased.person_records,
-        household_links=erased.household_links,
         audit_seq=record.seq,
+        **erased.counts(),
     )
-    return ErasedChild(
-        child_id, versions, erased.person_records, erased.household_links, record.seq
-    )
+    return replace(erased, audit_seq=record.seq)
 
 
 def _erased_at() -> Any:
@@ -204,7 +206,7 @@ async def sweep_child(
     rows written since stay (each delete carries the time bound, so a row committed while
     this runs is judged by its own time).
     """
-    k, h = child_data_keys.c, household_links.c
+    k = child_data_keys.c
     async with engine.begin() as conn:
         at = (
             await conn.execute(
@@ -215,25 +217,11 @@ async def sweep_child(
         ).scalar_one_or_none()
         if at is None:
             return None
-        records = await conn.execute(
-            delete(person_records).where(
-                and_(person_records.c.child_id == child_id, person_records.c.updated_at <= at)
-            )
+        swept = ErasedChild(
+            child_id, (), *await _delete_matching_data(conn, child_id, written_by=at)
         )
-        links = await conn.execute(
-            delete(household_links).where(
-                and_(or_(h.a == child_id, h.b == child_id), h.created_at <= at)
-            )
-        )
-        swept = ErasedChild(child_id, (), records.rowcount, links.rowcount)
         if not (swept.person_records or swept.household_links):
             return None
         [record] = await trail.append_in(conn, [audit(swept)])
-    log.info(
-        "erasure.leftovers_deleted",
-        child_id=child_id,
-        person_records=swept.person_records,
-        household_links=swept.household_links,
-        audit_seq=record.seq,
-    )
-    return ErasedChild(child_id, (), swept.person_records, swept.household_links, record.seq)
+    log.info("erasure.leftovers_deleted", child_id=child_id, audit_seq=record.seq, **swept.counts())
+    return replace(swept, audit_seq=record.seq)

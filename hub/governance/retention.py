@@ -346,9 +346,7 @@ def _audit_entry(outcome: RetentionOutcome, end: PeriodEnd, erased: ErasedChild)
             "years": period.years,
             "counted_from": period.counted_from,
             "categories": sorted({e.period.category for e in outcome.ends}),
-            "key_versions": list(erased.key_versions),
-            "person_records": erased.person_records,
-            "household_links": erased.household_links,
+            **erased.counts(),
         },
     )
 
@@ -361,11 +359,7 @@ def _leftovers_entry(erased: ErasedChild) -> AuditEntry:
         child_id=erased.child_id,
         effect="erased",
         reason="matching data left after the child's erasure",
-        extra={
-            "key_versions": list(erased.key_versions),
-            "person_records": erased.person_records,
-            "household_links": erased.household_links,
-        },
+        extra=erased.counts(),
     )
 
 
