@@ -236,6 +236,7 @@ def build_hub(settings: Settings, role: ProcessRole = ProcessRole.all) -> Hub:
         store=alert_store,
         rules=load_rules(settings.alert_rules_file or _DEPLOY / "alerts" / "northshire.yaml"),
         calendar=load_calendar(settings.term_dates_file or _DEPLOY / "alerts" / "term-dates.yaml"),
+        outbox=delivery.dispatcher.queue_in,
     )
     if role in (ProcessRole.all, ProcessRole.alerts):
         streams.subscribe_alerts(
@@ -243,7 +244,6 @@ def build_hub(settings: Settings, role: ProcessRole = ProcessRole.all) -> Hub:
                 processor=alert_processor,
                 cipher=security.cipher,
                 metrics=metrics,
-                dispatcher=delivery.dispatcher,
             )
         )
     if role in (ProcessRole.all, ProcessRole.narrative):

@@ -10,9 +10,10 @@ correction or retraction) is also evaluated against every other child whose stat
 of its household keys, found through the store's household-key index, so a brother not named
 in the notice gets his school's notice too. The consumer commits Kafka offsets only after it
 returns; a crash in between replays the batch, which the positions and the deterministic
-alert ids make harmless. Once a part has committed, the store's ``changes`` are announced,
-waking this process's alert streams, and its outcomes are handed to the caller's
-``on_committed`` (the consumer queues their webhooks there).
+alert ids make harmless. A part's webhooks are queued in its own transaction (``outbox``),
+so no crash can fall between an alert and its webhooks. Once a part has committed, the
+store's ``changes`` are announced, waking this process's alert streams, and its outcomes are
+handed to the caller's ``on_committed`` (the consumer counts them there).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from hub.alerts.rules import AlertRules
 from hub.alerts.state import ChildAlertState
 from hub.alerts.store import AlertStore
 
-__all__ = ["AlertProcessor", "OnCommitted", "PositionedFacts"]
+__all__ = ["AlertProcessor", "OnCommitted", "Outbox", "PositionedFacts"]
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +53,10 @@ class PositionedFacts:
 
 OnCommitted = Callable[[list[EngineOutcome]], Awaitable[None]]
 """Called with a part's outcomes once that part of a batch has committed."""
+
+Outbox = Callable[[AsyncConnection, list[EngineOutcome]], Awaitable[None]]
+"""Called with a part's outcomes inside its transaction, before it commits (what must commit
+with the alerts or not at all: the webhooks they queue)."""
 
 
 @dataclass(slots=True)
@@ -78,11 +83,13 @@ class AlertProcessor:
         rules: AlertRules,
         calendar: SchoolCalendar,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        outbox: Outbox | None = None,
     ) -> None:
         self._store = store
         self._rules = rules
         self._calendar = calendar
         self._clock = clock
+        self._outbox = outbox
 
     async def handle(
         self, items: Sequence[PositionedFacts], on_committed: OnCommitted | None = None
@@ -169,6 +176,8 @@ class AlertProcessor:
             recorded = await self._store.apply(
                 conn, outcomes, positions=positions, states=changed, indexed=saved, now=now
             )
+            if outcomes and self._outbox is not None:
+                await self._outbox(conn, outcomes)  # webhooks commit with their alerts
         batch.start = end
         for child_id, state in changed.items():
             saved[child_id] = state.household_keys  # as committed: the index says so now

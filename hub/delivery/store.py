@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.delivery.tables import deliveries
@@ -25,6 +25,7 @@ __all__ = [
     "DeliveryNotFound",
     "DeliveryStatus",
     "DeliveryStore",
+    "NewDelivery",
     "StoredDelivery",
     "delivery_id_for",
 ]
@@ -90,6 +91,21 @@ class StoredDelivery:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A delivery to queue: whose, of what, for which child, with the body it will send."""
+
+    subscriber_id: str
+    kind: str
+    subject_id: str
+    child_id: str
+    body: str | None = None
+
+    @property
+    def delivery_id(self) -> str:
+        return delivery_id_for(self.subscriber_id, self.subject_id)
+
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -125,6 +141,34 @@ class DeliveryStore:
     ) -> None:
         self.engine = engine
         self._clock = clock
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    async def queue_in(
+        self, conn: AsyncConnection, items: Sequence[NewDelivery], *, due_at: datetime | None
+    ) -> None:
+        """Queue these deliveries pending, first attempt at ``due_at``, in the caller's
+        transaction (the alert transaction that raised them: the outbox). A delivery already
+        in the ledger keeps its row, so a replayed alert is sent once."""
+        if not items:
+            return
+        now = self._clock()
+        rows = [
+            {
+                "delivery_id": item.delivery_id,
+                "subscriber_id": item.subscriber_id,
+                "kind": item.kind,
+                "subject_id": item.subject_id,
+                "child_id": item.child_id,
+                "status": DeliveryStatus.pending.value,
+                "attempts": 0,
+                "next_attempt_at": due_at,
+                "body": item.body,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for item in items
+        ]
+        await conn.execute(self._insert(deliveries).on_conflict_do_nothing(), rows)
 
     async def claim(
         self,
@@ -138,72 +182,27 @@ class DeliveryStore:
     ) -> StoredDelivery:
         """The delivery of ``subject_id`` to ``subscriber_id``: created pending if new, else the
         existing row unchanged (so a redelivered event or alert is handled once)."""
-        delivery_id = delivery_id_for(subscriber_id, subject_id)
-        found = await self.get(delivery_id)
-        if found is not None:
-            return found
-        now = self._clock()
-        try:
+        item = NewDelivery(subscriber_id, kind, subject_id, child_id, body)
+        found = await self.get(item.delivery_id)
+        if found is None:
             async with self.engine.begin() as conn:
-                await conn.execute(
-                    deliveries.insert().values(
-                        delivery_id=delivery_id,
-                        subscriber_id=subscriber_id,
-                        kind=kind,
-                        subject_id=subject_id,
-                        child_id=child_id,
-                        status=DeliveryStatus.pending.value,
-                        attempts=0,
-                        next_attempt_at=next_attempt_at,
-                        body=body,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-        except IntegrityError:
-            pass  # another consumer claimed it first: theirs stands
-        claimed = await self.get(delivery_id)
-        assert claimed is not None
-        return claimed
+                await self.queue_in(conn, [item], due_at=next_attempt_at)
+            found = await self.get(item.delivery_id)
+        assert found is not None
+        return found
 
     async def claim_many(
         self, items: Sequence[tuple[str, str, str, str]]
     ) -> dict[str, StoredDelivery]:
         """``claim`` for many (subscriber id, kind, subject id, child id) at once, by delivery
-        id: one read and one insert for a whole batch (falls back to one by one on a race)."""
-        wanted = {
-            delivery_id_for(sub, subject): (sub, kind, subject, child)
-            for sub, kind, subject, child in items
-        }
+        id: one read and one insert for a whole batch (rows another consumer claimed first
+        stand)."""
+        wanted = {d.delivery_id: d for d in (NewDelivery(*item) for item in items)}
         found = await self._get_many(list(wanted))
         missing = [i for i in wanted if i not in found]
         if missing:
-            now = self._clock()
-            rows = [
-                {
-                    "delivery_id": i,
-                    "subscriber_id": wanted[i][0],
-                    "kind": wanted[i][1],
-                    "subject_id": wanted[i][2],
-                    "child_id": wanted[i][3],
-                    "status": DeliveryStatus.pending.value,
-                    "attempts": 0,
-                    "next_attempt_at": None,
-                    "body": None,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for i in missing
-            ]
-            try:
-                async with self.engine.begin() as conn:
-                    await conn.execute(deliveries.insert(), rows)
-            except IntegrityError:  # another consumer claimed some first: go one by one
-                for i in missing:
-                    sub, kind, subject, child = wanted[i]
-                    await self.claim(
-                        subscriber_id=sub, kind=kind, subject_id=subject, child_id=child
-                    )
+            async with self.engine.begin() as conn:
+                await self.queue_in(conn, [wanted[i] for i in missing], due_at=None)
             found.update(await self._get_many(missing))
         return found
 

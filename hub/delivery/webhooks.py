@@ -1,6 +1,8 @@
 """Alert webhooks: raised alerts POSTed, signed, to the partner subscribers that want them.
 
-``enqueue`` puts one ledger row per (alert, wanting subscriber), holding the exact body to send.
+``queue_in`` puts one ledger row per (alert, wanting subscriber), holding the exact body to send,
+in the transaction that records the alert (the alert processor's ``outbox``), so an alert
+committed always has its webhooks queued.
 ``run_due`` attempts every due row: the rules in force are asked whether the subscriber may see
 *every* event that triggered the alert (else nothing is sent and the row is ``withheld``); the
 body is signed (``hub.delivery.signing``) and POSTed with timeouts; a 2xx marks it delivered
@@ -14,17 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.alerts.model import AlertRaised
 from hub.delivery.backoff import RetryPolicy
 from hub.delivery.config import SecretUnavailable, SubscriberKind, Subscribers
 from hub.delivery.context import ChildSnapshot
 from hub.delivery.signing import signature_headers
-from hub.delivery.store import DeliveryStore, StoredDelivery, delivery_id_for
+from hub.delivery.store import DeliveryStore, NewDelivery, StoredDelivery, delivery_id_for
 from hub.delivery.topics import actor_of, delivery_entry
 from hub.governance import Governance
 from hub.governance.audit import AuditAction
@@ -97,33 +100,36 @@ class AlertDispatcher:
         if self._owns_client:
             await self._client.aclose()
 
-    async def enqueue(self, outcomes: Iterable[object]) -> list[StoredDelivery]:
-        """A pending delivery for each raised alert and each webhook subscriber that wants it
-        (other outcomes are ignored; an alert already queued keeps its row)."""
-        now = self._clock()
-        queued = []
-        for outcome in outcomes:
-            if not isinstance(outcome, AlertRaised):
-                continue
-            for sub in self._webhooks:
-                if not sub.wants_alert(outcome.rule_id, outcome.severity):
-                    continue
-                row = await self._store.claim(
-                    subscriber_id=sub.id,
-                    kind=SubscriberKind.webhook.value,
-                    subject_id=outcome.alert_id,
-                    child_id=outcome.child_id,
-                    body=alert_body(outcome, sub.id),
-                    next_attempt_at=now,
-                )
-                log.info(
-                    "delivery.queued",
-                    delivery_id=row.delivery_id,
-                    subscriber_id=sub.id,
-                    alert_id=outcome.alert_id,
-                )
-                queued.append(row)
-        return queued
+    def wanted(self, outcomes: Iterable[object]) -> list[NewDelivery]:
+        """A delivery for each raised alert and each webhook subscriber that wants it, with
+        the body it will send (other outcomes want none)."""
+        return [
+            NewDelivery(
+                subscriber_id=sub.id,
+                kind=SubscriberKind.webhook.value,
+                subject_id=outcome.alert_id,
+                child_id=outcome.child_id,
+                body=alert_body(outcome, sub.id),
+            )
+            for outcome in outcomes
+            if isinstance(outcome, AlertRaised)
+            for sub in self._webhooks
+            if sub.wants_alert(outcome.rule_id, outcome.severity)
+        ]
+
+    async def queue_in(self, conn: AsyncConnection, outcomes: Sequence[object]) -> None:
+        """Queue the webhooks of these outcomes in the caller's transaction: the alert
+        processor's, so an alert and its webhooks commit together (the outbox) and no crash
+        can fall between them. An alert already queued keeps its row."""
+        queued = self.wanted(outcomes)
+        await self._store.queue_in(conn, queued, due_at=self._clock())
+        for item in queued:
+            log.info(
+                "delivery.queued",
+                delivery_id=item.delivery_id,
+                subscriber_id=item.subscriber_id,
+                alert_id=item.subject_id,
+            )
 
     async def run_due(self, *, limit: int = 100) -> int:
         """Attempt every webhook delivery due now (each once); returns how many were tried."""

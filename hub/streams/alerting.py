@@ -15,7 +15,6 @@ from hub.alerts.facts import facts_from_envelope
 from hub.alerts.processing import AlertProcessor, PositionedFacts
 from hub.crypto.data_keys import KeyDestroyed, UnknownDataKey
 from hub.crypto.encryption import FieldCipher, FieldDecryptionFailed
-from hub.delivery.webhooks import AlertDispatcher
 from hub.observability import Metrics, get_logger
 from hub.streams.records import ConsumedRecord
 from hub.streams.wire import IdentityHubEvent, SealedHubEvent
@@ -41,12 +40,10 @@ class AlertConsumer:
         processor: AlertProcessor,
         cipher: FieldCipher,
         metrics: Metrics,
-        dispatcher: AlertDispatcher | None = None,
     ) -> None:
         self._processor = processor
         self._cipher = cipher
         self._metrics = metrics
-        self._dispatcher = dispatcher
 
     async def handle_batch(self, records: Sequence[ConsumedRecord]) -> int:
         """Evaluate one batch; returns how many alerts were raised or withdrawn."""
@@ -85,11 +82,8 @@ class AlertConsumer:
         return len(outcomes)
 
     async def _committed(self, outcomes: list[EngineOutcome]) -> None:
-        """Queue the webhooks of a part of a batch as soon as it has committed: a later part
-        that fails leaves them queued, and the batch redelivered skips this part by its
-        positions, so they would never be queued after the whole batch."""
-        if self._dispatcher is not None:
-            await self._dispatcher.enqueue(outcomes)  # webhooks for subscribers who want them
+        """Count the alert changes of a part of a batch as soon as it has committed (their
+        webhooks were queued in its transaction: the processor's outbox)."""
         self._metrics.events_out.labels(PROCESSOR, "alert_changes").inc(len(outcomes))
 
 

@@ -1,5 +1,5 @@
 """The alert store on SQLite and PostgreSQL: exactly one alert per occurrence, inbox, steps,
-webhooks queued once per committed alert, and household incidents reaching every child at
+webhooks queued in the alert's own transaction, and household incidents reaching every child at
 the address."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -21,21 +21,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contracts import AgencyKind, EventType
 from hub.alerts import processing
 from hub.alerts.calendar import load_calendar
-from hub.alerts.model import AlertRaised, AlertStatus
-from hub.alerts.processing import AlertProcessor, PositionedFacts
+from hub.alerts.engine import EngineOutcome
+from hub.alerts.model import AlertStatus
+from hub.alerts.processing import AlertProcessor, Outbox, PositionedFacts
 from hub.alerts.rules import load_rules
 from hub.alerts.state import ChildAlertState
 from hub.alerts.store import AlertNotFound, AlertNotOpen, AlertStore
 from hub.alerts.tables import alert_child_states, alert_events, alert_household_keys, alerts
-from hub.crypto.encryption import FieldCipher
+from hub.delivery.backoff import RetryPolicy
+from hub.delivery.store import DeliveryStore
 from hub.delivery.webhooks import AlertDispatcher
-from hub.observability import Metrics
 from hub.sharing import EventFacts
 from hub.store.db import create_engine, migrate
-from hub.streams import alerting
-from hub.streams.alerting import AlertConsumer
-from hub.streams.records import ConsumedRecord
-from hub.streams.wire import SealedHubEvent
 from tests.support.databases import BACKENDS, fresh_database_url, upgrade_to
 from tests.unit.alerts.conftest import (
     CALENDAR_FILE,
@@ -47,6 +44,9 @@ from tests.unit.alerts.conftest import (
     retraction,
     school_contact,
 )
+from tests.unit.test_delivery_topics import governance as delivery_governance
+from tests.unit.test_delivery_topics import write_config as write_delivery_config
+from tests.unit.test_delivery_webhooks import SECRET, SUBSCRIBERS, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -85,14 +85,19 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def processor(store: AlertStore, clock: Clock) -> AlertProcessor:
+def make_processor(store: AlertStore, clock: Clock, outbox: Outbox | None = None) -> AlertProcessor:
     return AlertProcessor(
         store=store,
         rules=load_rules(RULES_FILE),
         calendar=load_calendar(CALENDAR_FILE),
         clock=clock,
+        outbox=outbox,
     )
+
+
+@pytest.fixture
+def processor(store: AlertStore, clock: Clock) -> AlertProcessor:
+    return make_processor(store, clock)
 
 
 def batch(*facts, start: int = 0, partition: int = 0) -> list[PositionedFacts]:
@@ -311,68 +316,87 @@ class TestExactlyOncePerOccurrence:
             assert await store.apply(conn, outcomes, now=T0) == 0
 
 
-class Opener:
-    """Stands in for the field cipher: a record's envelope is opened as it is."""
+def webhook_outbox(
+    store: AlertStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[AlertDispatcher, DeliveryStore]:
+    """The hub's webhook dispatcher over the alert store's database, with one subscriber that
+    wants high alerts (the unscheduled-care alert is one), and its delivery ledger."""
+    monkeypatch.setenv("HUB_TEST_DELIVERY_SECRET", SECRET)
+    rules, subscribers = write_delivery_config(tmp_path, SUBSCRIBERS)
+    ledger = DeliveryStore(store.engine)
+    dispatcher = AlertDispatcher(
+        subscribers=subscribers,
+        store=ledger,
+        governance=delivery_governance(store.engine, rules),
+        snapshots=snapshot,
+        policy=RetryPolicy(attempts=3),
+    )
+    return dispatcher, ledger
 
-    async def open_envelope(self, child_id: str, envelope: dict[str, Any]) -> dict[str, Any]:
-        return envelope
+
+async def queued(ledger: DeliveryStore) -> list[str]:
+    """The alert ids of the webhook deliveries in the ledger, oldest first."""
+    return [d.subject_id for d in reversed(await ledger.listing())]
 
 
-class Queue:
-    """Stands in for the webhook dispatcher: the ids of the alerts queued, call by call."""
+class TestWebhookOutbox:
+    """Webhooks are queued in the transaction that records their alert: once per alert, never
+    for an alert rolled back, and never lost to a crash just after the alert committed."""
 
-    def __init__(self) -> None:
-        self.queued: list[str] = []
-
-    async def enqueue(self, outcomes: Iterable[object]) -> list[object]:
-        self.queued += [o.alert_id for o in outcomes if isinstance(o, AlertRaised)]
-        return []
-
-
-class TestAlertConsumer:
-    """Webhooks are queued for every alert committed, once, however its batch ends."""
-
-    async def test_an_alert_committed_before_a_failure_is_queued_once(
-        self, store, processor, monkeypatch
+    async def test_each_committed_part_queues_its_alert_once(
+        self, store, clock, tmp_path, monkeypatch
     ):
-        """The batch fails in the part after an alert: the alert is queued all the same, and
-        the batch redelivered queues the second part's alert only."""
-        facts = [plan(), attendance(), attendance("health:ed-2", T0 + timedelta(hours=1))]
-        by_id = {f.event_id: f for f in facts}
-        monkeypatch.setattr(alerting, "parse_envelope", lambda opened: opened)
-        monkeypatch.setattr(alerting, "facts_from_envelope", lambda env, _: by_id[env["id"]])
-        records = [
-            ConsumedRecord(
-                topic=TOPIC,
-                partition=0,
-                offset=n,
-                key=f.child_id.encode(),
-                value=SealedHubEvent(
-                    child_id=f.child_id, ingested_at=T0, envelope={"id": f.event_id}
-                )
-                .model_dump_json()
-                .encode(),
-            )
-            for n, f in enumerate(facts)
-        ]
-        queue = Queue()
-        consumer = AlertConsumer(
-            processor=processor,
-            cipher=cast(FieldCipher, Opener()),
-            metrics=Metrics(),
-            dispatcher=cast(AlertDispatcher, queue),
-        )
+        """The batch fails in the part after an alert: that alert's webhook is queued all the
+        same, and the batch redelivered queues the second part's alert only."""
+        dispatcher, ledger = webhook_outbox(store, tmp_path, monkeypatch)
+        processor = make_processor(store, clock, dispatcher.queue_in)
+        items = batch(plan(), attendance(), attendance("health:ed-2", T0 + timedelta(hours=1)))
         restore = fail_at(monkeypatch, "health:ed-2")
         with pytest.raises(RuntimeError):
-            await consumer.handle_batch(records)
+            await processor.handle(items)
         (first,) = await store.open_alerts([SW])
-        assert queue.queued == [first.alert_id]
+        assert await queued(ledger) == [first.alert_id]
         restore()
-        assert await consumer.handle_batch(records) == 1
+        assert len(await processor.handle(items)) == 1
         second = {a.alert_id for a in await store.open_alerts([SW])} - {first.alert_id}
-        assert queue.queued == [first.alert_id, *second] and len(second) == 1
-        assert await consumer.handle_batch(records) == 0
-        assert (await count(store, alerts), len(queue.queued)) == (2, 2)
+        assert await queued(ledger) == [first.alert_id, *second] and len(second) == 1
+        assert await processor.handle(items) == []
+        assert (await count(store, alerts), len(await queued(ledger))) == (2, 2)
+
+    async def test_a_crash_just_after_the_commit_loses_no_webhook(
+        self, store, clock, tmp_path, monkeypatch
+    ):
+        """The process dies as the alert's part commits (before anything runs after it): the
+        webhook is in the ledger, pending and due, for the restarted hub's sender."""
+        dispatcher, ledger = webhook_outbox(store, tmp_path, monkeypatch)
+        processor = make_processor(store, clock, dispatcher.queue_in)
+
+        async def dies(_: list[EngineOutcome]) -> None:
+            raise SystemExit("killed")
+
+        with pytest.raises(SystemExit):
+            await processor.handle(batch(plan(), attendance()), on_committed=dies)
+        (alert,) = await store.open_alerts([SW])
+        (row,) = await ledger.listing()
+        assert (row.subject_id, row.status, row.attempts) == (alert.alert_id, "pending", 0)
+        assert row.next_attempt_at is not None and row.body is not None
+        assert [r.delivery_id for r in await ledger.due(row.next_attempt_at, kind="webhook")] == [
+            row.delivery_id
+        ]
+
+    async def test_an_alert_rolled_back_leaves_no_webhook(
+        self, store, clock, tmp_path, monkeypatch
+    ):
+        """A failure after the webhooks are queued, before the commit, rolls back both."""
+        dispatcher, ledger = webhook_outbox(store, tmp_path, monkeypatch)
+
+        async def then_fails(conn: AsyncConnection, outcomes: list[EngineOutcome]) -> None:
+            await dispatcher.queue_in(conn, outcomes)
+            raise RuntimeError("the transaction fails before its commit")
+
+        with pytest.raises(RuntimeError):
+            await make_processor(store, clock, then_fails).handle(batch(plan(), attendance()))
+        assert (await count(store, alerts), await ledger.listing()) == (0, [])
 
 
 class TestInbox:

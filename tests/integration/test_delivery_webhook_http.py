@@ -34,7 +34,7 @@ from hub.registry import Agency
 from hub.store.db import create_engine, migrate
 from tests.support.databases import BACKENDS, fresh_database_url
 from tests.unit.test_delivery_topics import CHILD, governance, write_config
-from tests.unit.test_delivery_webhooks import SECRET, SUBSCRIBERS, alert, snapshot
+from tests.unit.test_delivery_webhooks import SECRET, SUBSCRIBERS, alert, queue, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -156,7 +156,7 @@ class TestWebhookOverHttp:
         """503, 503, 200: delivered on the 3rd attempt, the same signed body each time."""
         receiver, _ = server
         receiver.codes[:] = [503, 503, 200]
-        (row,) = await world.dispatcher.enqueue([alert(1)])
+        (row,) = await queue(world.dispatcher, world.store, [alert(1)])
         done = await settle(world, row.delivery_id)
         assert (done.status, done.attempts, done.last_status_code) == (
             DeliveryStatus.delivered,
@@ -173,7 +173,7 @@ class TestWebhookOverHttp:
         """Always 500: dead after 3 attempts; the IG officer lists it and re-drives it."""
         receiver, _ = server
         receiver.codes[:] = [500]
-        (row,) = await world.dispatcher.enqueue([alert(1)])
+        (row,) = await queue(world.dispatcher, world.store, [alert(1)])
         dead = await settle(world, row.delivery_id)
         assert (dead.status, dead.attempts, dead.last_error_class, dead.last_status_code) == (
             DeliveryStatus.dead,

@@ -18,7 +18,7 @@ from hub.alerts.model import AlertRaised, AlertWithdrawn
 from hub.delivery.backoff import RetryPolicy
 from hub.delivery.context import ChildSnapshot
 from hub.delivery.signing import verify
-from hub.delivery.store import DeliveryStatus, DeliveryStore, delivery_id_for
+from hub.delivery.store import DeliveryStatus, DeliveryStore, StoredDelivery, delivery_id_for
 from hub.delivery.webhooks import AlertDispatcher, alert_body
 from hub.governance import Governance
 from hub.sharing import EventFacts
@@ -137,6 +137,18 @@ async def make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
         await engine.dispose()
 
 
+async def queue(
+    dispatcher: AlertDispatcher, store: DeliveryStore, outcomes: list[object]
+) -> list[StoredDelivery]:
+    """Queue the outcomes' webhooks as the alert processor does (in a transaction, here one of
+    their own); the ledger rows of the deliveries they want."""
+    async with store.engine.begin() as conn:
+        await dispatcher.queue_in(conn, outcomes)
+    rows = [await store.get(item.delivery_id) for item in dispatcher.wanted(outcomes)]
+    assert None not in rows
+    return [row for row in rows if row is not None]
+
+
 class TestEnqueue:
     async def test_wanting_subscribers_only(self, make: Make) -> None:
         """High alerts are queued with their body; medium ones and withdrawals are not."""
@@ -149,14 +161,26 @@ class TestEnqueue:
             cause_event_id="e",
             withdrawn_at=NOW,
         )
-        rows = await w.dispatcher.enqueue([alert(1), alert(2, severity="medium"), withdrawn])
+        rows = await queue(
+            w.dispatcher, w.store, [alert(1), alert(2, severity="medium"), withdrawn]
+        )
         assert [(r.subscriber_id, r.subject_id, r.status, r.attempts) for r in rows] == [
             (HOOK, alert(1).alert_id, DeliveryStatus.pending, 0)
         ]
         assert rows[0].body == alert_body(alert(1), HOOK)
         assert rows[0].next_attempt_at == NOW
-        again = await w.dispatcher.enqueue([alert(1)])
+        again = await queue(w.dispatcher, w.store, [alert(1)])
         assert again == rows  # a replayed alert keeps its row
+
+    async def test_rolled_back_with_the_transaction_that_queued_it(self, make: Make) -> None:
+        """Queued in the caller's transaction: if the alert's transaction rolls back, no row
+        is left behind to send an alert that was never recorded."""
+        w = make([200])
+        with pytest.raises(RuntimeError):
+            async with w.store.engine.begin() as conn:
+                await w.dispatcher.queue_in(conn, [alert(1)])
+                raise RuntimeError("the alert transaction fails")
+        assert await w.store.get(delivery_id_for(HOOK, alert(1).alert_id)) is None
 
     def test_body(self) -> None:
         """The body holds the alert's ids and codes, nothing about the child but its id."""
@@ -183,7 +207,7 @@ class TestAttempts:
     async def test_delivered_signed_and_audited(self, make: Make) -> None:
         """A 2xx delivers: exact body, valid signature over it, one alert.delivered record."""
         w = make([204])
-        await w.dispatcher.enqueue([alert(1)])
+        await queue(w.dispatcher, w.store, [alert(1)])
         assert await w.dispatcher.run_due() == 1
         (request,) = w.receiver.seen
         assert request.content == alert_body(alert(1), HOOK).encode()
@@ -217,7 +241,7 @@ class TestAttempts:
     async def test_failure_schedules_a_retry(self, make: Make) -> None:
         """A 503 keeps it pending, next attempt after the jittered back-off (7.5s here)."""
         w = make([503])
-        await w.dispatcher.enqueue([alert(1)])
+        await queue(w.dispatcher, w.store, [alert(1)])
         await w.dispatcher.run_due()
         row = await w.store.get(delivery_id_for(HOOK, alert(1).alert_id))
         assert row is not None
@@ -233,7 +257,7 @@ class TestAttempts:
     async def test_dead_after_the_allowance(self, make: Make) -> None:
         """After the last allowed failure the delivery is dead, keeping the last error."""
         w = make([500], attempts=1)
-        await w.dispatcher.enqueue([alert(1)])
+        await queue(w.dispatcher, w.store, [alert(1)])
         await w.dispatcher.run_due()
         row = await w.store.get(delivery_id_for(HOOK, alert(1).alert_id))
         assert row is not None
@@ -248,7 +272,7 @@ class TestAttempts:
     async def test_not_permitted_nothing_sent(self, make: Make) -> None:
         """An alert resting on an event the subscriber may not see is withheld, never sent."""
         w = make([200])
-        await w.dispatcher.enqueue([alert(1, triggers=(EVENT.id, HEALTH_EVENT.id))])
+        await queue(w.dispatcher, w.store, [alert(1, triggers=(EVENT.id, HEALTH_EVENT.id))])
         await w.dispatcher.run_due()
         assert w.receiver.seen == []
         row = await w.store.get(delivery_id_for(HOOK, alert(1).alert_id))
@@ -258,7 +282,7 @@ class TestAttempts:
     async def test_trigger_not_yet_projected(self, make: Make) -> None:
         """A trigger event not in the store yet counts as a failed attempt, nothing sent."""
         w = make([200])
-        await w.dispatcher.enqueue([alert(1, triggers=("northshire-police:evt-9999",))])
+        await queue(w.dispatcher, w.store, [alert(1, triggers=("northshire-police:evt-9999",))])
         await w.dispatcher.run_due()
         assert w.receiver.seen == []
         row = await w.store.get(delivery_id_for(HOOK, alert(1).alert_id))
@@ -272,7 +296,7 @@ class TestAttempts:
         """Without its secret nothing is sent; the attempt fails as SecretUnavailable."""
         w = make([200])
         monkeypatch.delenv("HUB_TEST_DELIVERY_SECRET")
-        await w.dispatcher.enqueue([alert(1)])
+        await queue(w.dispatcher, w.store, [alert(1)])
         await w.dispatcher.run_due()
         assert w.receiver.seen == []
         row = await w.store.get(delivery_id_for(HOOK, alert(1).alert_id))
@@ -281,7 +305,7 @@ class TestAttempts:
     async def test_connection_error(self, make: Make) -> None:
         """A transport error is recorded by its class, with no status code."""
         w = make([0])
-        await w.dispatcher.enqueue([alert(1)])
+        await queue(w.dispatcher, w.store, [alert(1)])
         await w.dispatcher.run_due()
         row = await w.store.get(delivery_id_for(HOOK, alert(1).alert_id))
         assert row is not None
