@@ -120,22 +120,6 @@ def incident_doc() -> dict[str, Any]:
                     summary="Domestic incident.", location="Home", details=details)  # fmt: skip
 
 
-async def stored(hub: HubProcess, event_id: str) -> bool:
-    """Whether the narrative store holds an event (read straight from the database)."""
-    from sqlalchemy import func, select
-
-    from hub.store.db import create_engine
-    from hub.store.schema import narrative_entries
-
-    engine = create_engine(hub.env["HUB_DATABASE_URL"])
-    try:
-        async with engine.connect() as conn:
-            query = select(func.count()).where(narrative_entries.c.event_id == event_id)
-            return int((await conn.execute(query)).scalar_one()) > 0
-    finally:
-        await engine.dispose()
-
-
 class TestAlertDisclosure:
     """A DSL addressed by an alert it may not see gets an inbox without it; a social worker
     on the duty team gets it, with an alert.delivered audit record."""
@@ -202,7 +186,7 @@ class TestDecidedBeforeTheNarrative:
         submit_all(api, docs)
 
         async def context_stored() -> bool:
-            return all([await stored(api, d["id"]) for d in docs])
+            return all([await api.has_event(d["id"]) for d in docs])
 
         await poll(context_stored)
         hubs["narrative"].stop()
@@ -213,7 +197,7 @@ class TestDecidedBeforeTheNarrative:
             submit_all(api, [incident_doc()])
             await until(lambda: len(seen) > 0)
             await asyncio.sleep(1.0)  # time enough for the DSL's stream to have shown it
-        assert not await stored(api, POLICE_EVENT)  # decided before the narrative had it
+        assert not await api.has_event(POLICE_EVENT)  # decided before the narrative had it
         [event] = seen
         alert = event.data["alert"]
         assert (event.kind, alert["reason"], alert["trigger_event_ids"]) == (

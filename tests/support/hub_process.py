@@ -159,6 +159,21 @@ class HubProcess:
         finally:
             await engine.dispose()
 
+    async def has_event(self, event_id: str) -> bool:
+        """Whether the narrative store holds an event (read straight from the database)."""
+        from sqlalchemy import func, select
+
+        from hub.store.db import create_engine
+        from hub.store.schema import narrative_entries
+
+        engine = create_engine(self.env["HUB_DATABASE_URL"])
+        try:
+            async with engine.connect() as conn:
+                query = select(func.count()).where(narrative_entries.c.event_id == event_id)
+                return int((await conn.execute(query)).scalar_one()) > 0
+        finally:
+            await engine.dispose()
+
     def run_cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         """Run a `hub` CLI command with this hub's environment."""
         env = {**os.environ, **self.env, "HUB_DATA_DIR": str(self.data_dir)}
