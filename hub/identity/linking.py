@@ -71,7 +71,8 @@ class IdentityLinker:
         self._digests: dict[tuple[str, str], str] = {}
         self._model = model
         self._index: PersonIndex | None = None
-        self._mark: datetime | None = None
+        self._mark: int | None = None
+        """The person-record version from which the next refresh reads (ADR 0022)."""
         self._erasure_seq = 0
         """The audit trail's seq up to which erasures are applied (set at the first load)."""
         self._writes = _Writes()
@@ -87,6 +88,9 @@ class IdentityLinker:
     async def refresh(self, conn: AsyncConnection) -> None:
         """Bring the index up to date with the store (the whole store the first time).
 
+        Records are read by version, not by the writers' clocks (ADR 0022): the mark for the
+        next refresh is taken before the read, below every write still running, so a write
+        committed after this read (whenever its process stamped it) is read next time.
         Erasures are read (from the audit trail, in commit order, each once) and applied
         before the changed records, in the same connection. Applied first, an erasure removes
         only records read or written before it was seen: the rows it deleted cannot come back
@@ -102,16 +106,15 @@ class IdentityLinker:
             self._erasure_seq = await self._identity.erasure_mark(conn)
         else:
             await self._apply_erasures(conn)
+        mark = await self._identity.change_mark(conn)
         changed = await self._identity.records_since(conn, self._mark, opened=self._opened)
-        for record, child_id, updated_at in changed:
+        for record, child_id, _ in changed:
             if not self._index.holds(record, child_id):  # e.g. what this process just wrote
                 self._index.add(record, child_id)
-            if self._mark is None or updated_at > self._mark:
-                self._mark = updated_at
+        self._mark = mark
         if changed:
             log.debug("identity.index_refreshed", changed=len(changed), indexed=len(self._index))
-        if (mark := self._mark) is not None:
-            self._opened = {k: v for k, v in self._opened.items() if v[2] >= mark}
+        self._opened = {k: v for k, v in self._opened.items() if v[2] >= mark}
 
     async def _apply_erasures(self, conn: AsyncConnection) -> None:
         """Forget the records (and kept sealed rows) of children erased since the last read."""
@@ -245,10 +248,10 @@ class IdentityLinker:
         """Write the batch's records, reviews and household links; returns reviews queued."""
         writes, self._writes = self._writes, _Writes()
         self._digests.clear()
-        sealed = await self._identity.save_records_in(conn, writes.records, now=now)
+        sealed, version = await self._identity.save_records_in(conn, writes.records, now=now)
         records = {record.record_id: record for record, _ in writes.records}
         self._opened.update(
-            (record_id, (text, records[record_id], now)) for record_id, text in sealed.items()
+            (record_id, (text, records[record_id], version)) for record_id, text in sealed.items()
         )
         for review in writes.reviews:
             await self._identity.queue_review_in(conn, review)

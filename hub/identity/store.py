@@ -14,7 +14,18 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -26,7 +37,7 @@ from hub.identity.index import Candidate, PersonIndex, blocking_keys
 from hub.identity.records import PersonRecord, record_from_features
 from hub.identity.scoring import MatchModel
 from hub.identity.sealing import RecordSealer, SealedRecordInvalid, is_sealed_record
-from hub.identity.tables import household_links, merges, person_records, reviews
+from hub.identity.tables import change_head, household_links, merges, person_records, reviews
 from hub.store.times import as_utc
 
 __all__ = [
@@ -133,8 +144,8 @@ def _matching_data(record: PersonRecord) -> dict[str, Any]:
     }
 
 
-OpenedRecords = dict[str, tuple[str, PersonRecord, datetime]]
-"""Record id -> (sealed ``features`` text, the record it opens to, the row's update time)."""
+OpenedRecords = dict[str, tuple[str, PersonRecord, int]]
+"""Record id -> (sealed ``features`` text, the record it opens to, the row's version)."""
 
 
 class IdentityStore:
@@ -143,7 +154,8 @@ class IdentityStore:
     def __init__(self, engine: AsyncEngine, sealer: RecordSealer | None = None) -> None:
         self.engine = engine
         self._sealer = sealer
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._pg = engine.dialect.name == "postgresql"
+        self._insert = postgresql.insert if self._pg else sqlite.insert
         # Ingest's per-batch statements, built once (building them cost more than running).
         upsert = self._insert(person_records)
         self._upsert_records = upsert.on_conflict_do_update(
@@ -156,7 +168,22 @@ class IdentityStore:
         )
         by_update = select(person_records).order_by(person_records.c.updated_at)
         self._records_all = by_update
-        self._records_since = by_update.where(person_records.c.updated_at >= bindparam("since"))
+        self._records_since = by_update.where(person_records.c.version >= bindparam("since"))
+        # A person-record write's version, and the mark below which every write has ended
+        # (ADR 0022). PostgreSQL: the writing transaction's id, and the xmin of the reader's
+        # snapshot (the oldest transaction still running). SQLite: the change head's seq,
+        # taken under the database's write lock, and the head's seq + 1.
+        if self._pg:
+            xid = cast(cast(func.pg_current_xact_id(), Text), BigInteger)
+            self._take_version = select(xid)
+            snapshot_xmin = func.pg_snapshot_xmin(func.pg_current_snapshot())
+            self._change_mark = select(cast(cast(snapshot_xmin, Text), BigInteger))
+        else:
+            head = change_head.c
+            self._take_version = (
+                update(change_head).where(head.id == 1).values(seq=head.seq + 1).returning(head.seq)
+            )
+            self._change_mark = select(head.seq + literal(1)).where(head.id == 1)
         self._add_links = self._insert(household_links).on_conflict_do_nothing()
         # Erasures in commit order: every erasure appends its audit record in its own
         # transaction, under the trail's head lock, so a larger seq committed later.
@@ -174,6 +201,7 @@ class IdentityStore:
         conn: AsyncConnection,
         items: Sequence[tuple[PersonRecord, str]],
         now: datetime,
+        version: int,
     ) -> list[dict[str, Any]]:
         """Table rows for records; with a sealer, the matching data is sealed, no column
         holds it in clear."""
@@ -206,7 +234,13 @@ class IdentityStore:
                     "blocking_keys": json.dumps(sorted(blocking_keys(record))),
                 }
             rows.append(
-                {"record_id": record.record_id, "child_id": child_id, **clear, "updated_at": now}
+                {
+                    "record_id": record.record_id,
+                    "child_id": child_id,
+                    **clear,
+                    "updated_at": now,
+                    "version": version,
+                }
             )
         return rows
 
@@ -238,7 +272,9 @@ class IdentityStore:
     async def save_record(self, record: PersonRecord, child_id: str, *, now: datetime) -> None:
         """Insert or replace a person record as belonging to ``child_id``."""
         async with self.engine.begin() as conn:
-            [values] = await self._rows(conn, [(record, child_id)], now)
+            [values] = await self._rows(
+                conn, [(record, child_id)], now, await self.take_version(conn)
+            )
             stmt = self._insert(person_records).values(**values)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["record_id"],
@@ -252,30 +288,44 @@ class IdentityStore:
         items: Sequence[tuple[PersonRecord, str]],
         *,
         now: datetime,
-    ) -> dict[str, str]:
+    ) -> tuple[dict[str, str], int]:
         """Upsert records seen by ingest, in the caller's transaction.
 
         A record already held keeps its child (a reviewed merge or un-merge decides that,
         not the next event); its features are refreshed. Returns each sealed record's stored
-        ``features`` text (unique to this write), for ``records_since(opened=...)``; rows kept
-        in clear (no sealer) are not returned, so no clear matching data is kept beside them.
+        ``features`` text (unique to this write), for ``records_since(opened=...)``, and the
+        rows' version; rows kept in clear (no sealer) are not returned, so no clear matching
+        data is kept beside them.
         """
-        rows = await self._rows(conn, items, now)
-        if not rows:
-            return {}
+        if not items:
+            return {}, 0
+        version = await self.take_version(conn)
+        rows = await self._rows(conn, items, now, version)
         await conn.execute(self._upsert_records, rows)
-        return {
+        sealed = {
             row["record_id"]: row["features"] for row in rows if is_sealed_record(row["features"])
         }
+        return sealed, version
+
+    async def take_version(self, conn: AsyncConnection) -> int:
+        """The version of this transaction's person-record writes (ADR 0022): later in commit
+        order than every version taken by a transaction that committed before it."""
+        return int((await conn.execute(self._take_version)).scalar_one())
+
+    async def change_mark(self, conn: AsyncConnection) -> int:
+        """A version below which every person-record write has committed or rolled back by
+        now: rows read at or after it later include every write this read could miss."""
+        return int((await conn.execute(self._change_mark)).scalar_one())
 
     async def records_since(
         self,
         conn: AsyncConnection,
-        since: datetime | None,
+        since: int | None,
         *,
         opened: OpenedRecords | None = None,
-    ) -> list[tuple[PersonRecord, str, datetime]]:
-        """Records (with their child and update time) changed at or after ``since``.
+    ) -> list[tuple[PersonRecord, str, int]]:
+        """Records (with their child and version) written at or after version ``since`` (all
+        of them for None; rows written before migration 0016 have version 0 here).
 
         ``opened`` maps record ids to (sealed ``features`` text, the record it holds, update
         time): a sealed row still holding exactly that text is not opened again, and each
@@ -288,10 +338,9 @@ class IdentityStore:
             rows = (await conn.execute(self._records_all)).all()
         else:
             rows = (await conn.execute(self._records_since, {"since": since})).all()
-        out: list[tuple[PersonRecord, str, datetime]] = []
+        out: list[tuple[PersonRecord, str, int]] = []
         for row in rows:
-            updated_at = as_utc(row.updated_at)
-            assert updated_at is not None  # the column is not nullable
+            version = int(row.version or 0)
             sealed = is_sealed_record(row.features)
             hit = opened.get(row.record_id) if opened is not None and sealed else None
             if hit is not None and hit[0] == row.features:
@@ -299,8 +348,8 @@ class IdentityStore:
             else:
                 record = await self._record(row)
             if opened is not None and sealed:
-                opened[row.record_id] = (row.features, record, updated_at)
-            out.append((record, row.child_id, updated_at))
+                opened[row.record_id] = (row.features, record, version)
+            out.append((record, row.child_id, version))
         return out
 
     async def erasures_after(self, conn: AsyncConnection, seq: int) -> tuple[list[str], int]:
@@ -468,7 +517,7 @@ class IdentityStore:
         await conn.execute(
             update(person_records)
             .where(person_records.c.child_id == from_child)
-            .values(child_id=to_child, updated_at=now)
+            .values(child_id=to_child, updated_at=now, version=await self.take_version(conn))
         )
         return ids
 
@@ -490,7 +539,11 @@ class IdentityStore:
                 await conn.execute(
                     update(person_records)
                     .where(person_records.c.record_id.in_(record_ids))
-                    .values(child_id=row.merged_child_id, updated_at=now)
+                    .values(
+                        child_id=row.merged_child_id,
+                        updated_at=now,
+                        version=await self.take_version(conn),
+                    )
                 )
             return MergeUndone(
                 merge_id=merge_id,

@@ -5,11 +5,24 @@ Defined on the shared ``hub.store.schema.metadata``; migration ``0005`` creates 
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, DateTime, Float, Index, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
 
 from hub.store.schema import metadata
 
-__all__ = ["household_links", "merges", "person_records", "reviews"]
+__all__ = ["change_head", "household_links", "merges", "person_records", "reviews"]
+
+_VERSION = BigInteger().with_variant(Integer(), "sqlite")
 
 # One row per agency record of a person (record id = the agency's source-record key).
 person_records = Table(
@@ -25,8 +38,23 @@ person_records = Table(
     Column("identifiers", Text, nullable=False),  # JSON: [[system, value], ...]
     Column("blocking_keys", Text, nullable=False),  # JSON: the keys it is indexed under
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    # Ingest's refresh reads the records changed since its mark (migration 0014).
+    # The write's place in commit order (migration 0016): PostgreSQL's transaction id, or on
+    # SQLite the change head's seq. Ingest's refresh reads the rows at or after its mark by it;
+    # NULL for rows written before 0016 (every process reads them at its first load).
+    Column("version", _VERSION, nullable=True),
+    # Retention's leftover sweep compares update times (migration 0014).
     Index("ix_identity_person_records_updated_at", "updated_at"),
+    Index("ix_identity_person_records_version", "version"),
+)
+
+# SQLite only: the last version handed to a person-record write (one row, id 1). Taken by an
+# UPDATE in the writing transaction, which holds the database's write lock until it commits,
+# so versions follow commit order. PostgreSQL uses transaction ids instead.
+change_head = Table(
+    "identity_change_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", _VERSION, nullable=False),
 )
 
 # Possible matches waiting for (or decided by) a person; never merged silently.

@@ -66,13 +66,13 @@ class TestRecordsSince:
         ids, sealer = identity(store.engine, security)
         record = ruby()
         async with store.engine.begin() as conn:
-            texts = await ids.save_records_in(conn, [(record, "ch-1")], now=NOW)
-        opened: OpenedRecords = {record.record_id: (texts[record.record_id], record, NOW)}
+            texts, version = await ids.save_records_in(conn, [(record, "ch-1")], now=NOW)
+        opened: OpenedRecords = {record.record_id: (texts[record.record_id], record, version)}
         async with store.engine.connect() as conn:
-            [(cached, child, at)] = await ids.records_since(conn, NOW, opened=opened)
-            assert (cached, child, at, sealer.opens) == (record, "ch-1", NOW, 0)
+            [(cached, child, at)] = await ids.records_since(conn, version, opened=opened)
+            assert (cached, child, at, sealer.opens) == (record, "ch-1", version, 0)
             assert cached is record
-            [(read, _, _)] = await ids.records_since(conn, NOW)
+            [(read, _, _)] = await ids.records_since(conn, version)
         assert sealer.opens == 1
         assert read == record
 
@@ -85,13 +85,13 @@ class TestRecordsSince:
         other, _ = identity(store.engine, security)
         record, renamed = ruby(), ruby(family="Jones")
         async with store.engine.begin() as conn:
-            texts = await ids.save_records_in(conn, [(record, "ch-1")], now=NOW)
-        opened: OpenedRecords = {record.record_id: (texts[record.record_id], record, NOW)}
-        later = NOW + timedelta(seconds=1)
+            texts, version = await ids.save_records_in(conn, [(record, "ch-1")], now=NOW)
+        opened: OpenedRecords = {record.record_id: (texts[record.record_id], record, version)}
         async with store.engine.begin() as conn:
-            await other.save_records_in(conn, [(renamed, "ch-2")], now=later)
+            _, later = await other.save_records_in(conn, [(renamed, "ch-2")], now=NOW)
+        assert later > version
         async with store.engine.connect() as conn:
-            [(read, child, at)] = await ids.records_since(conn, NOW, opened=opened)
+            [(read, child, at)] = await ids.records_since(conn, version, opened=opened)
         assert (read, child, at, sealer.opens) == (renamed, "ch-1", later, 1)
         assert opened[record.record_id][1:] == (renamed, later)
 
@@ -102,10 +102,10 @@ class TestRecordsSince:
         ids, sealer = identity(store.engine, security)
         record = ruby()
         async with store.engine.begin() as conn:
-            first = await ids.save_records_in(conn, [(record, "ch-1")], now=NOW)
-            second = await ids.save_records_in(conn, [(record, "ch-1")], now=NOW)
+            first, version = await ids.save_records_in(conn, [(record, "ch-1")], now=NOW)
+            second, _ = await ids.save_records_in(conn, [(record, "ch-1")], now=NOW)
         assert first != second
-        opened: OpenedRecords = {record.record_id: (first[record.record_id], record, NOW)}
+        opened: OpenedRecords = {record.record_id: (first[record.record_id], record, version)}
         async with store.engine.connect() as conn:
             [(read, _, _)] = await ids.records_since(conn, None, opened=opened)
         assert (read, sealer.opens) == (record, 1)
@@ -114,7 +114,7 @@ class TestRecordsSince:
         """Rows kept in clear are not handed back to be remembered beside the store."""
         ids = IdentityStore(store.engine)
         async with store.engine.begin() as conn:
-            texts = await ids.save_records_in(conn, [(ruby(), "ch-1")], now=NOW)
+            texts, _ = await ids.save_records_in(conn, [(ruby(), "ch-1")], now=NOW)
         assert texts == {}
 
     async def test_a_reviewed_merge_moves_a_kept_record_to_the_surviving_child(
@@ -125,7 +125,7 @@ class TestRecordsSince:
         ids, sealer = identity(store.engine, security)
         record = ruby()
         async with store.engine.begin() as conn:
-            texts = await ids.save_records_in(conn, [(record, "ch-new")], now=NOW)
+            texts, version = await ids.save_records_in(conn, [(record, "ch-new")], now=NOW)
             candidate = Candidate(
                 child_id="ch-old",
                 record_id="police:ref:0",
@@ -138,10 +138,11 @@ class TestRecordsSince:
         await ids.decide_review(
             review.review_id, Decision.link, decided_by="ig-1", reason="same child", now=later
         )
-        opened: OpenedRecords = {record.record_id: (texts[record.record_id], record, NOW)}
+        opened: OpenedRecords = {record.record_id: (texts[record.record_id], record, version)}
         async with store.engine.connect() as conn:
-            [(kept, child, at)] = await ids.records_since(conn, later, opened=opened)
-        assert (kept, child, at, sealer.opens) == (record, "ch-old", later, 0)
+            [(kept, child, at)] = await ids.records_since(conn, version + 1, opened=opened)
+        assert (kept, child, sealer.opens) == (record, "ch-old", 0)
+        assert at > version  # the merge's own write, later in commit order
 
 
 class TestIngestRefresh:
