@@ -57,11 +57,13 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Column, LargeBinary, MetaData, String, Table
+from sqlalchemy import Column, Insert, LargeBinary, MetaData, String, Table
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pipeline import (
+    Broker,
     Load,
     build_load,
     cpu_seconds,
@@ -155,8 +157,14 @@ def seal_each(values: Sequence[bytes]) -> float:
     return (time.process_time() - started) / len(values)
 
 
-async def store_all(path: Path, values: Sequence[bytes], batch: int) -> float:
-    """Mean CPU seconds to write one value as a row, ``batch`` rows per transaction."""
+def dev_ring() -> AgencyKeyRing:
+    """The development key ring the load's envelopes verify against."""
+    return AgencyKeyRing.development([_AGENCY])
+
+
+async def open_store(path: Path) -> tuple[AsyncEngine, Insert]:
+    """A fresh SQLite file through the hub's engine, with one table of (id, child, bytes) rows;
+    the engine and the insert of a row."""
     rows = Table(
         "floor_rows",
         MetaData(),
@@ -165,10 +173,15 @@ async def store_all(path: Path, values: Sequence[bytes], batch: int) -> float:
         Column("body", LargeBinary, nullable=False),
     )
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    async with engine.begin() as conn:
+        await conn.run_sync(rows.metadata.create_all)
+    return engine, rows.insert()
+
+
+async def store_all(path: Path, values: Sequence[bytes], batch: int) -> float:
+    """Mean CPU seconds to write one value as a row, ``batch`` rows per transaction."""
+    engine, insert = await open_store(path)
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(rows.metadata.create_all)
-        insert = rows.insert()
         started = time.process_time()
         for at in range(0, len(values), batch):
             chunk = [
@@ -185,22 +198,33 @@ async def store_all(path: Path, values: Sequence[bytes], batch: int) -> float:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=20_000, help="records to send and read")
-    parser.add_argument(
-        "--batch", type=int, default=500, help="getmany max_records, and rows per store commit"
-    )
     parser.add_argument("--rate", type=int, default=1_000, help="events/s to size cores for")
-    parser.add_argument("--broker-pid", type=int, default=None, help="broker pid (for its CPU)")
-    parser.add_argument("--data-dir", type=Path, default=Path(".hub"), help="local broker's dir")
+    add_floor_options(parser)
     return parser.parse_args(argv)
 
 
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+def add_floor_options(parser: argparse.ArgumentParser) -> None:
+    """The options every floor bench takes: the batch size and the broker."""
+    parser.add_argument(
+        "--batch", type=int, default=500, help="getmany max_records, and rows per store commit"
+    )
+    parser.add_argument("--broker-pid", type=int, default=None, help="broker pid (for its CPU)")
+    parser.add_argument("--data-dir", type=Path, default=Path(".hub"), help="local broker's dir")
+
+
+def open_floor_broker(args: argparse.Namespace) -> tuple[Broker, int | None]:
+    """The broker ``add_floor_options`` names and its pid (for its CPU), announced."""
     broker = open_broker(args.data_dir)
-    broker_pid = args.broker_pid or broker.pid
+    pid = args.broker_pid or broker.pid
+    say(f"broker: {broker.note}; pid {pid or 'unknown (pass --broker-pid)'}")
+    return broker, pid
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    broker, broker_pid = open_floor_broker(args)
     run_id = uuid.uuid4().hex[:8]
     prefix = f"floor{run_id}."
     intake, events = f"{prefix}intake", f"{prefix}events"
-    say(f"broker: {broker.note}; pid {broker_pid or 'unknown (pass --broker-pid)'}")
     load = build_load(args.events, run_id)
     values, sign_seconds = signed_values(load)
     n = len(values)
@@ -220,7 +244,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         await delete_topics_with_prefix(broker.bootstrap, prefix)
         if broker.local is not None:
             broker.local.stop()
-    ring = AgencyKeyRing.development([_AGENCY])
+    ring = dev_ring()
     now = datetime.now(UTC)
     verify = cpu_per_call(values, lambda v: verify_envelope(orjson.loads(v), ring, now=now))
     decode = cpu_per_call(values, orjson.loads)

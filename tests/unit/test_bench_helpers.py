@@ -1,5 +1,5 @@
-"""The pure helpers of bench/alert_latency.py, bench/narrative_read.py and
-bench/narrative_handler.py."""
+"""The pure helpers of bench/alert_latency.py, bench/narrative_read.py,
+bench/narrative_handler.py and bench/floor_latency.py."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def _load(name: str) -> ModuleType:
 alert_latency = _load("alert_latency")
 narrative_read = _load("narrative_read")
 narrative_handler = _load("narrative_handler")
+floor_latency = _load("floor_latency")
 
 
 class TestDue:
@@ -371,3 +372,46 @@ class TestHubRecords:
         for partition in {r.partition for r in records}:
             offsets = [r.offset for r in records if r.partition == partition]
             assert offsets == list(range(len(offsets)))
+
+
+class TestFloorLatency:
+    """A trigger carries its wall clocks in headers; CPU and records are read per second."""
+
+    def test_stamps_come_back_in_the_order_they_were_added(self) -> None:
+        """Submission first, then ingest's receipt; other headers are kept and ignored."""
+        headers = floor_latency.stamped(floor_latency.stamped([], 1.5), 1764400000.125)
+        assert floor_latency.stamps([("other", b"7"), *headers]) == [1.5, 1764400000.125]
+
+    def test_a_record_without_stamps_is_no_trigger(self) -> None:
+        """No stamp header: no times."""
+        assert floor_latency.stamps([("other", b"7")]) == []
+
+    def test_during_load_divides_by_the_seconds_between_snapshots(self) -> None:
+        """Cores and records/s over the window; ms per record from the worker's own CPU;
+        an unknown CPU reading stays unknown."""
+        before = floor_latency.Snapshot(
+            wall=100.0,
+            workers={"ingest": 10.0, "alerts": None},
+            broker=50.0,
+            own=2.0,
+            box=(1000, 4000),
+            handled={"ingest": 0, "alerts": 0},
+        )
+        after = floor_latency.Snapshot(
+            wall=110.0,
+            workers={"ingest": 15.0, "alerts": 3.0},
+            broker=53.0,
+            own=3.0,
+            box=(2500, 6000),
+            handled={"ingest": 10_000, "alerts": 9_000},
+        )
+        assert floor_latency.during_load(before, after) == {
+            "seconds": 10.0,
+            "workers": {
+                "ingest": {"cores": 0.5, "records_per_s": 1000.0, "cpu_ms_per_record": 0.5},
+                "alerts": {"cores": None, "records_per_s": 900.0, "cpu_ms_per_record": None},
+            },
+            "broker_cores": 0.3,
+            "producer_cores": 0.1,
+            "machine_busy": 0.75,
+        }
