@@ -23,6 +23,7 @@ from hub.delivery import (
     DeliveryParts,
     ProjectThenDeliver,
     build_delivery,
+    run_held_releases,
     run_webhooks,
 )
 from hub.governance.retention import build_retention_runner, run_retention_periodically
@@ -81,6 +82,7 @@ class Hub:
     _escalations: asyncio.Task[None] | None = field(default=None, init=False)
     _retention: asyncio.Task[None] | None = field(default=None, init=False)
     _webhooks: asyncio.Task[None] | None = field(default=None, init=False)
+    _held: asyncio.Task[None] | None = field(default=None, init=False)
     _alert_watch: asyncio.Task[None] | None = field(default=None, init=False)
     _checkpoints: asyncio.Task[None] | None = field(default=None, init=False)
     governance: Governance | None = field(default=None, init=False, repr=False)
@@ -132,6 +134,16 @@ class Hub:
                 ),
                 name="webhooks",
             )
+        if self.role in (ProcessRole.all, ProcessRole.narrative):
+            # Deliveries a rule's delay held go out once it ends (a milestone recorded for the
+            # child releases them in the narrative consumer at once).
+            self._held = asyncio.create_task(
+                run_held_releases(
+                    self.delivery.consumer,
+                    every_seconds=self.settings.held_delivery_interval_seconds,
+                ),
+                name="held-deliveries",
+            )
         if self.role in (ProcessRole.all, ProcessRole.api):
             # Alert streams wake on this process's own commits at once; this notices the
             # steps an alerts process elsewhere commits.
@@ -156,6 +168,7 @@ class Hub:
             self._escalations,
             self._retention,
             self._webhooks,
+            self._held,
             self._alert_watch,
             self._checkpoints,
         )
@@ -165,7 +178,7 @@ class Hub:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._escalations = self._retention = self._webhooks = self._alert_watch = None
-        self._checkpoints = None
+        self._held = self._checkpoints = None
         await self.delivery.aclose()
         if self._started:
             await self.streams.broker.stop()

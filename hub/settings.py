@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     webhook_interval_seconds: float = Field(
         default=1.0, gt=0, description="How often due webhook deliveries are looked for."
     )
+    held_delivery_interval_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often topic deliveries a rule's delay held are decided again once due.",
+    )
     rate_limit_enabled: bool = Field(default=True, description="Refuse over-limit calls (429).")
     rate_limit_agency_per_minute: float = Field(
         default=600.0, description="Sustained submissions per agency a minute."

@@ -13,7 +13,7 @@ from hub.delivery.config import (
     Subscribers,
     load_subscribers,
 )
-from hub.delivery.consumer import DeliveryConsumer, ProjectThenDeliver
+from hub.delivery.consumer import DeliveryConsumer, ProjectThenDeliver, run_held_releases
 from hub.delivery.context import ChildSnapshot, NarrativeChildFacts
 from hub.delivery.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify
 from hub.delivery.store import DeliveryStatus, DeliveryStore, StoredDelivery
@@ -52,6 +52,7 @@ __all__ = [
     "deliver_topic",
     "deliver_topic_specs",
     "load_subscribers",
+    "run_held_releases",
     "run_webhooks",
     "sign",
     "verify",

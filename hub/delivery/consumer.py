@@ -10,7 +10,9 @@ dead-letters invalid records, and an erased child's events must never leave the 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from pydantic import ValidationError
@@ -19,19 +21,21 @@ from contracts import ContractValidationError, Envelope, parse_envelope
 from hub.crypto.data_keys import KeyDestroyed, UnknownDataKey
 from hub.crypto.encryption import FieldCipher, FieldDecryptionFailed
 from hub.delivery.context import ChildSnapshot
+from hub.delivery.store import DeliveryStore
 from hub.delivery.topics import DeliveryCounts, DeliveryEvent, TopicDeliveryProcessor
 from hub.observability import get_logger
 from hub.streams.projector import OpenedEvents
 from hub.streams.records import ConsumedRecord
 from hub.streams.wire import IdentityHubEvent, SealedHubEvent
 
-__all__ = ["DeliveryConsumer", "ProjectThenDeliver"]
+__all__ = ["DeliveryConsumer", "ProjectThenDeliver", "run_held_releases"]
 
 log = get_logger(__name__)
 
 
 class DeliveryConsumer:
-    """Turns a batch of `hub.events` records into deliveries (returns once all are recorded)."""
+    """Turns a batch of `hub.events` records into deliveries (returns once all are recorded),
+    and decides again the deliveries a rule's delay held (``release``)."""
 
     def __init__(
         self,
@@ -39,10 +43,18 @@ class DeliveryConsumer:
         processor: TopicDeliveryProcessor,
         cipher: FieldCipher,
         snapshots: Callable[[Sequence[str]], Awaitable[Mapping[str, ChildSnapshot]]],
+        ledger: DeliveryStore,
+        shown: Callable[[Sequence[str]], Awaitable[set[str]]],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lease_seconds: float = 300.0,
     ) -> None:
         self._processor = processor
         self._cipher = cipher
         self._snapshots = snapshots
+        self._ledger = ledger
+        self._shown = shown
+        self._clock = clock
+        self._lease = timedelta(seconds=lease_seconds)
 
     async def handle_batch(
         self, records: Sequence[ConsumedRecord], *, opened: OpenedEvents | None = None
@@ -52,21 +64,81 @@ class DeliveryConsumer:
         ``opened`` holds envelopes the projector already opened and validated in this batch,
         by record position; the other records are opened here.
         """
-        opened_here: list[tuple[str, Envelope]] = []
+        opened_here: list[_Opened] = []
         for record in records:
             if IdentityHubEvent.is_one(record.value):
                 continue  # a merge decision is not an agency event: nothing to deliver
             done = opened.get((record.topic, record.partition, record.offset)) if opened else None
             if done is None:
-                done = await self._open(record)
+                done = await self._open(record.value, where=_where(record))
             if done is not None:
-                opened_here.append(done)
+                opened_here.append((*done, record.value.decode("utf-8")))
         if not opened_here:  # merges only, or nothing that opens: no connection to check out
             return DeliveryCounts(published=0, denied=0, duplicates=0)
+        counts = await self._deliver(opened_here)
+        # This batch may have recorded what a held delivery waits for (a strategy meeting);
+        # what it held itself has just been decided.
+        released = await self.release(
+            child_ids=[child_id for child_id, _, _ in opened_here],
+            decided={envelope.id for _, envelope, _ in opened_here},
+        )
+        return _sum(counts, released)
+
+    async def release(
+        self,
+        *,
+        child_ids: Sequence[str] = (),
+        due_by: datetime | None = None,
+        decided: Collection[str] = (),
+    ) -> DeliveryCounts:
+        """Decide again the held deliveries of these children (their story changed), or those
+        whose delay ends by ``due_by``: each one this process takes is sent if the rules now
+        permit it, held again if a delay still holds it, and withheld for good otherwise, or
+        when its event has since been corrected or retracted, or its child erased. Events in
+        ``decided`` were decided just now (this batch's own): they are left as they are."""
+        held = await self._ledger.held(child_ids=child_ids, due_by=due_by)
+        rows = [row for row in held if row.subject_id not in decided]
+        if not rows:
+            return DeliveryCounts()
+        until = self._clock() + self._lease
+        taken = [row for row in rows if await self._ledger.lease_held(row, until)]
+        shown = await self._shown([row.subject_id for row in taken])
+        events: list[_Opened] = []
+        only: dict[str, str] = {}
+        gone: list[str] = []
+        for row in taken:
+            done = None
+            if row.subject_id in shown and row.body is not None:
+                done = await self._open(
+                    row.body.encode("utf-8"), where={"delivery_id": row.delivery_id}
+                )
+            if done is None or done[1].id != row.subject_id:
+                gone.append(row.delivery_id)
+                continue
+            events.append((*done, row.body or ""))
+            only[row.subject_id] = row.subscriber_id
+        if gone:
+            async with self._ledger.engine.begin() as conn:
+                await self._ledger.mark_withheld_in(conn, gone)
+            log.info("delivery.held_dropped", deliveries=len(gone))
+        if not events:
+            return DeliveryCounts(denied=len(gone))
+        counts = await self._deliver(events, only=only)
+        log.info(
+            "delivery.held_decided",
+            deliveries=len(events),
+            published=counts.published,
+            held=counts.held,
+        )
+        return counts
+
+    async def _deliver(
+        self, opened: Sequence[_Opened], *, only: Mapping[str, str] | None = None
+    ) -> DeliveryCounts:
         # Every child of the batch read at once (a trickle's batch is nearly a child an event),
         # with the governance context of each, on one connection.
         async with self._processor.reading():
-            snapshots = await self._snapshots([child_id for child_id, _ in opened_here])
+            snapshots = await self._snapshots([child_id for child_id, _, _ in opened])
             events = [
                 DeliveryEvent(
                     child_id=child_id,
@@ -75,34 +147,60 @@ class DeliveryConsumer:
                     involved_agencies=snapshots[child_id].involved_agencies,
                     milestones=snapshots[child_id].milestones,
                     significant_harm=snapshots[child_id].significant_harm,
+                    sealed_record=sealed,
                 )
-                for child_id, envelope in opened_here
+                for child_id, envelope, sealed in opened
             ]
             prepared = await self._processor.prepare(events)
-        return await self._processor.deliver(events, prepared)
+        return await self._processor.deliver(events, prepared, only=only)
 
-    async def _open(self, record: ConsumedRecord) -> tuple[str, Envelope] | None:
+    async def _open(
+        self, value: bytes, *, where: Mapping[str, object]
+    ) -> tuple[str, Envelope] | None:
         """The record's child and validated envelope; None (logged) if it cannot be opened."""
         try:
-            sealed = SealedHubEvent.model_validate_json(record.value)
+            sealed = SealedHubEvent.model_validate_json(value)
             plain = await self._cipher.open_envelope(sealed.child_id, sealed.envelope)
             return sealed.child_id, parse_envelope(plain)
         except (ValidationError, ContractValidationError, FieldDecryptionFailed) as exc:
-            self._skipped(record, "invalid", exc)
+            self._skipped(where, "invalid", exc)
         except (KeyDestroyed, UnknownDataKey) as exc:
-            self._skipped(record, "erased", exc)
+            self._skipped(where, "erased", exc)
         return None
 
     @staticmethod
-    def _skipped(record: ConsumedRecord, cause: str, exc: Exception) -> None:
-        log.info(
-            "delivery.record_skipped",
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            cause=cause,
-            error_class=type(exc).__name__,
-        )
+    def _skipped(where: Mapping[str, object], cause: str, exc: Exception) -> None:
+        log.info("delivery.record_skipped", **where, cause=cause, error_class=type(exc).__name__)
+
+
+_Opened = tuple[str, Envelope, str]
+"""An opened hub event: its child, its envelope and its record as it came (sealed)."""
+
+
+def _where(record: ConsumedRecord) -> dict[str, object]:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+
+
+def _sum(a: DeliveryCounts, b: DeliveryCounts) -> DeliveryCounts:
+    return DeliveryCounts(
+        published=a.published + b.published,
+        denied=a.denied + b.denied,
+        duplicates=a.duplicates + b.duplicates,
+        held=a.held + b.held,
+    )
+
+
+async def run_held_releases(consumer: DeliveryConsumer, *, every_seconds: float = 60.0) -> None:
+    """Decide again, for ever (cancelled at shutdown), the held deliveries whose delay has
+    ended by now; a failure is logged and the sweep goes on at the next tick."""
+    while True:
+        try:
+            await consumer.release(due_by=datetime.now(UTC))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("delivery.held_release_failed")
+        await asyncio.sleep(every_seconds)
 
 
 class _BatchHandler(Protocol):

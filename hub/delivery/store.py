@@ -25,6 +25,7 @@ __all__ = [
     "DeliveryNotFound",
     "DeliveryStatus",
     "DeliveryStore",
+    "HeldDelivery",
     "NewDelivery",
     "StoredDelivery",
     "delivery_id_for",
@@ -38,6 +39,7 @@ class DeliveryStatus(StrEnum):
     delivered = "delivered"
     dead = "dead"
     withheld = "withheld"  # the rules in force at send time did not permit it: nothing sent
+    held = "held"  # a rule's delay holds it: decided again when the delay may have ended
 
 
 class DeliveryNotFound(LookupError):
@@ -92,6 +94,23 @@ class StoredDelivery:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldDelivery:
+    """A topic delivery a rule's delay holds: the hub event's sealed record (as it came on
+    ``hub.events``, so only the child's key opens it) and when to decide again (None: when the
+    child's story changes, a milestone having no known time)."""
+
+    subscriber_id: str
+    event_id: str
+    child_id: str
+    sealed_record: str
+    not_before: datetime | None
+
+    @property
+    def delivery_id(self) -> str:
+        return delivery_id_for(self.subscriber_id, self.event_id)
+
+
+@dataclass(frozen=True, slots=True)
 class NewDelivery:
     """A delivery to queue: whose, of what, for which child, with the body it will send."""
 
@@ -104,6 +123,25 @@ class NewDelivery:
     @property
     def delivery_id(self) -> str:
         return delivery_id_for(self.subscriber_id, self.subject_id)
+
+
+def _new_row(
+    item: NewDelivery, status: DeliveryStatus, next_attempt_at: datetime | None, now: datetime
+) -> dict[str, Any]:
+    """A new ledger row: no attempt made yet."""
+    return {
+        "delivery_id": item.delivery_id,
+        "subscriber_id": item.subscriber_id,
+        "kind": item.kind,
+        "subject_id": item.subject_id,
+        "child_id": item.child_id,
+        "status": status.value,
+        "attempts": 0,
+        "next_attempt_at": next_attempt_at,
+        "body": item.body,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -152,23 +190,68 @@ class DeliveryStore:
         if not items:
             return
         now = self._clock()
+        rows = [_new_row(item, DeliveryStatus.pending, due_at, now) for item in items]
+        await conn.execute(self._insert(deliveries).on_conflict_do_nothing(), rows)
+
+    async def hold_in(self, conn: AsyncConnection, items: Sequence[HeldDelivery]) -> None:
+        """Record deliveries a delay holds, in the caller's transaction (beside the audit
+        record of the decision). A new one is ``held``; one already held gets its new time;
+        any other row (delivered, withheld, pending) is left as it is."""
+        if not items:
+            return
+        now = self._clock()
         rows = [
-            {
-                "delivery_id": item.delivery_id,
-                "subscriber_id": item.subscriber_id,
-                "kind": item.kind,
-                "subject_id": item.subject_id,
-                "child_id": item.child_id,
-                "status": DeliveryStatus.pending.value,
-                "attempts": 0,
-                "next_attempt_at": due_at,
-                "body": item.body,
-                "created_at": now,
-                "updated_at": now,
-            }
+            _new_row(
+                NewDelivery(
+                    item.subscriber_id, "topic", item.event_id, item.child_id, item.sealed_record
+                ),
+                DeliveryStatus.held,
+                item.not_before,
+                now,
+            )
             for item in items
         ]
-        await conn.execute(self._insert(deliveries).on_conflict_do_nothing(), rows)
+        stmt = self._insert(deliveries)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["delivery_id"],
+            set_={"next_attempt_at": stmt.excluded.next_attempt_at, "updated_at": now},
+            where=deliveries.c.status == DeliveryStatus.held.value,
+        )
+        await conn.execute(stmt, rows)
+
+    async def held(
+        self, *, due_by: datetime | None = None, child_ids: Sequence[str] = (), limit: int = 100
+    ) -> list[StoredDelivery]:
+        """Held deliveries to decide again: those of these children (their story changed),
+        or, with ``due_by``, those whose delay ends by then; oldest change first."""
+        c = deliveries.c
+        held = c.status == DeliveryStatus.held.value
+        if child_ids:
+            stmt = select(deliveries).where(held, c.child_id.in_(sorted(set(child_ids))))
+        elif due_by is not None:
+            stmt = select(deliveries).where(held, c.next_attempt_at <= due_by)
+        else:
+            return []
+        stmt = stmt.order_by(c.updated_at, c.delivery_id).limit(limit)
+        async with self.engine.connect() as conn:
+            return [_row(r) for r in (await conn.execute(stmt)).all()]
+
+    async def lease_held(self, found: StoredDelivery, until: datetime) -> bool:
+        """Take a held delivery for one decision (each counts as an attempt): unless another
+        process took it since it was read, its next time becomes ``until`` (a process dying
+        meanwhile leaves it for the due sweep then) and True."""
+        c = deliveries.c
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(deliveries)
+                .where(
+                    c.delivery_id == found.delivery_id,
+                    c.status == DeliveryStatus.held.value,
+                    c.attempts == found.attempts,
+                )
+                .values(next_attempt_at=until, attempts=c.attempts + 1, updated_at=self._clock())
+            )
+        return bool(result.rowcount == 1)
 
     async def claim(
         self,
@@ -272,6 +355,25 @@ class DeliveryStore:
             next_attempt_at=retry_at,
             last_error_class=error_class[:64],
             last_status_code=status_code,
+        )
+
+    async def mark_withheld_in(self, conn: AsyncConnection, delivery_ids: Sequence[str]) -> None:
+        """Held deliveries the rules no longer permit (consent withdrawn, the child's plan
+        ended): withheld for good, in the caller's transaction beside the audit record."""
+        if not delivery_ids:
+            return
+        await conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.delivery_id.in_(sorted(delivery_ids)),
+                deliveries.c.status == DeliveryStatus.held.value,
+            )
+            .values(
+                status=DeliveryStatus.withheld.value,
+                next_attempt_at=None,
+                last_error_class="Denied",
+                updated_at=self._clock(),
+            )
         )
 
     async def mark_withheld(self, delivery_id: str, *, attempts: int) -> None:

@@ -22,7 +22,13 @@ from typing import Any
 from contracts import Envelope
 from hub.delivery.config import Subscriber, SubscriberKind, Subscribers
 from hub.delivery.prepared import prepare_many
-from hub.delivery.store import DeliveryStatus, DeliveryStore, StoredDelivery, delivery_id_for
+from hub.delivery.store import (
+    DeliveryStatus,
+    DeliveryStore,
+    HeldDelivery,
+    StoredDelivery,
+    delivery_id_for,
+)
 from hub.governance import Governance
 from hub.governance.audit import Actor, AuditAction, AuditEntry, decisions_entry
 from hub.governance.read_path import PreparedRead
@@ -95,15 +101,19 @@ class DeliveryEvent:
     involved_agencies: frozenset[str] = frozenset()
     milestones: Mapping[Milestone, datetime] = field(default_factory=dict)
     significant_harm: bool = False
+    sealed_record: str | None = None
+    """The event's record as it came on ``hub.events`` (sealed): kept with a held delivery."""
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryCounts:
-    """What one batch did: published, denied (nothing sent), already delivered before."""
+    """What one batch did: published, denied (nothing sent; ``held`` of them by a rule's
+    delay, to be decided again), already delivered before."""
 
     published: int = 0
     denied: int = 0
     duplicates: int = 0
+    held: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,28 +211,49 @@ class TopicDeliveryProcessor:
         return await prepare_many(self._gov, first, actor=DELIVERY_ACTOR)
 
     async def deliver(
-        self, events: Sequence[DeliveryEvent], prepared: Mapping[str, PreparedRead]
+        self,
+        events: Sequence[DeliveryEvent],
+        prepared: Mapping[str, PreparedRead],
+        *,
+        only: Mapping[str, str] | None = None,
     ) -> DeliveryCounts:
         """``handle_batch`` with the children's contexts already ``prepare``d (outside any
-        shared reads' block: this writes)."""
+        shared reads' block: this writes). ``only`` (event id -> subscriber id) decides each
+        event for that one subscriber: a held delivery decided again (``release``)."""
         now = self._clock()
         permitted: list[tuple[Subscriber, DeliveryEvent, EventFacts, Decision, PreparedRead]] = []
         denied = duplicates = 0
         # Decisions not to share are audited too (one record per subscriber and child), so a
         # rules dry-run can show the deliveries a change would add.
         withheld: dict[tuple[str, str], list[tuple[str, EventFacts, Decision]]] = {}
+        held: list[HeldDelivery] = []
+        refused: list[str] = []  # held deliveries the rules no longer permit at all
         say = log.bind()  # resolved once a batch: the lazy module logger binds on every call
         # Each subscriber's requester built once a batch (``Subscriber.request`` makes one).
         requests = {s.id: s.request for s in self._subscribers} if events else {}
         for event in events:
             facts = EventFacts.of(event.envelope)
             for sub in self._subscribers:
+                if only is not None and only.get(event.envelope.id) != sub.id:
+                    continue
                 ready = prepared[event.child_id]
                 decision = decide(requests[sub.id], facts, ready.child, ready.pack, now=now)
                 if decision.permitted:
                     permitted.append((sub, event, facts, decision, ready))
                     continue
                 denied += 1
+                if decision.held and event.sealed_record is not None:
+                    held.append(
+                        HeldDelivery(
+                            sub.id,
+                            event.envelope.id,
+                            event.child_id,
+                            event.sealed_record,
+                            decision.not_before,
+                        )
+                    )
+                elif only is not None:
+                    refused.append(delivery_id_for(sub.id, event.envelope.id))
                 withheld.setdefault((sub.id, event.child_id), []).append(
                     (event.envelope.id, facts, decision)
                 )
@@ -253,7 +284,8 @@ class TopicDeliveryProcessor:
             sent.append(await self._send(sub, event, facts, decision, ready, row))
         await asyncio.gather(*(s.future for s in sent))  # the broker has every copy
         if sent or withheld:
-            await self._record(sent, self._withheld_entries(withheld, prepared, requests), requests)
+            entries = self._withheld_entries(withheld, prepared, requests)
+            await self._record(sent, entries, requests, held=held, refused=refused)
         for s in sent:
             say.info(
                 "delivery.pushed",
@@ -264,7 +296,9 @@ class TopicDeliveryProcessor:
                 rule_ids=[g.rule_id for g in s.decision.grants],
                 pack_version=s.decision.pack_version,
             )
-        return DeliveryCounts(published=len(sent), denied=denied, duplicates=duplicates)
+        return DeliveryCounts(
+            published=len(sent), denied=denied, duplicates=duplicates, held=len(held)
+        )
 
     async def _send(
         self,
@@ -323,8 +357,12 @@ class TopicDeliveryProcessor:
         sent: Sequence[_Sent],
         withheld: Sequence[AuditEntry],
         requests: Mapping[str, AccessRequest],
+        *,
+        held: Sequence[HeldDelivery] = (),
+        refused: Sequence[str] = (),
     ) -> None:
-        """Mark every copy delivered and audit it (and the decisions not to share), in one
+        """Mark every copy delivered and audit it (and the decisions not to share), hold what
+        a delay holds and mark withheld the held deliveries no longer permitted, in one
         transaction."""
         entries = [
             delivery_entry(
@@ -347,4 +385,6 @@ class TopicDeliveryProcessor:
                 await self._store.mark_delivered_many(
                     conn, [(s.row.delivery_id, s.row.attempts + 1) for s in sent]
                 )
+            await self._store.hold_in(conn, held)
+            await self._store.mark_withheld_in(conn, refused)
             await self._gov.trail.append_in(conn, [*entries, *withheld])

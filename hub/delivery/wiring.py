@@ -91,7 +91,11 @@ def build_delivery(
         ),
         store=ledger,
         consumer=DeliveryConsumer(
-            processor=processor, cipher=security.cipher, snapshots=snapshots.situations
+            processor=processor,
+            cipher=security.cipher,
+            snapshots=snapshots.situations,
+            ledger=ledger,
+            shown=store.shown_events,
         ),
         dispatcher=dispatcher,
     )

@@ -407,6 +407,7 @@ class CompiledPack:
             pack_version=self.version,
             reason=f"withheld for now: {words}",
             not_before=min(known) if known else None,
+            held=True,
         )
 
 

@@ -217,7 +217,9 @@ class Decision:
 
     ``reason`` is written for the audit trail and IG; it may name sensitivity tags and consent
     dates, so show a requester only that something is not shared with them.
-    ``not_before`` is set when a delay is all that stands in the way and its end is known.
+    ``held`` is set when a delay is all that stands in the way (a rule would permit it once
+    its delay ends), and ``not_before`` too when that end is known (a milestone's is not until
+    it is recorded).
     """
 
     permitted: bool
@@ -226,6 +228,7 @@ class Decision:
     obligations: Obligations = Obligations()
     grants: tuple[Grant, ...] = ()
     not_before: datetime | None = None
+    held: bool = False
 
     @property
     def rule_id(self) -> str | None:

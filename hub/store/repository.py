@@ -441,6 +441,18 @@ class SqlStore:
             query = query.where(narrative_entries.c.status.in_(sorted(EntryStatus.SHOWN)))
         return await self._entries(query.order_by(*_STORY_ORDER), {}, texts=texts)
 
+    async def shown_events(self, event_ids: Sequence[str]) -> set[str]:
+        """Those of these events stored and still shown (not corrected, retracted or a
+        retraction notice)."""
+        if not event_ids:
+            return set()
+        c = narrative_entries.c
+        query = select(c.event_id).where(
+            c.event_id.in_(sorted(set(event_ids))), c.status.in_(sorted(EntryStatus.SHOWN))
+        )
+        async with self.engine.connect() as conn:
+            return set((await conn.execute(query)).scalars())
+
     async def narrative_of_kinds(
         self,
         child_ids: Sequence[str],

@@ -14,6 +14,7 @@ from hub.delivery.store import (
     DeliveryNotFound,
     DeliveryStatus,
     DeliveryStore,
+    HeldDelivery,
     delivery_id_for,
 )
 from hub.store.db import create_engine, migrate
@@ -170,3 +171,58 @@ class TestRetries:
         assert [r.delivery_id for r in withheld] == [first]
         assert await store.listing(subscriber_id="nobody") == []
         assert len(await store.listing(subscriber_id="hook", limit=1)) == 1
+
+
+class TestHeld:
+    """Deliveries a rule's delay holds: a held row gets new times, no other row changes."""
+
+    async def test_held_rows_move_on_and_other_rows_stay(
+        self, store: DeliveryStore, clock: Clock
+    ) -> None:
+        first = HeldDelivery("school", "evt-1", "child-1", '{"sealed": 1}', T0 + timedelta(hours=1))
+        waiting = HeldDelivery("school", "evt-2", "child-2", '{"sealed": 2}', None)
+        async with store.engine.begin() as conn:
+            await store.hold_in(conn, [first, waiting])
+        assert [r.subject_id for r in await store.held(due_by=T0 + timedelta(hours=1))] == ["evt-1"]
+        assert [r.subject_id for r in await store.held(child_ids=["child-2"])] == ["evt-2"]
+        assert await store.held() == []
+
+        later = HeldDelivery("school", "evt-1", "child-1", "ignored", T0 + timedelta(hours=5))
+        async with store.engine.begin() as conn:
+            await store.hold_in(conn, [later])
+        row = await store.get(first.delivery_id)
+        assert row is not None
+        assert (row.status, row.next_attempt_at, row.body) == (
+            DeliveryStatus.held,
+            T0 + timedelta(hours=5),
+            '{"sealed": 1}',
+        )
+
+        await store.claim_many([("school", "topic", "evt-3", "child-3")])  # pending, say sent
+        async with store.engine.begin() as conn:
+            await store.mark_delivered_many(conn, [(delivery_id_for("school", "evt-3"), 1)])
+            await store.hold_in(conn, [HeldDelivery("school", "evt-3", "child-3", "x", T0)])
+        done = await store.get(delivery_id_for("school", "evt-3"))
+        assert done is not None and done.status is DeliveryStatus.delivered
+
+    async def test_one_process_takes_a_held_row(self, store: DeliveryStore, clock: Clock) -> None:
+        """Of two processes that read the same held row, one leases it; the lease counts an
+        attempt and moves its next time; withheld for good, it is no longer held."""
+        item = HeldDelivery("school", "evt-1", "child-1", "{}", T0)
+        async with store.engine.begin() as conn:
+            await store.hold_in(conn, [item])
+        (seen,) = await store.held(due_by=T0)
+        taken = await asyncio.gather(
+            store.lease_held(seen, T0 + timedelta(minutes=5)),
+            store.lease_held(seen, T0 + timedelta(minutes=5)),
+        )
+        assert sorted(taken) == [False, True]
+        leased = await store.get(item.delivery_id)
+        assert leased is not None
+        assert (leased.attempts, leased.next_attempt_at) == (1, T0 + timedelta(minutes=5))
+        assert await store.held(due_by=T0) == []
+        async with store.engine.begin() as conn:
+            await store.mark_withheld_in(conn, [item.delivery_id])
+        assert await store.held(child_ids=["child-1"]) == []
+        gone = await store.get(item.delivery_id)
+        assert gone is not None and gone.status is DeliveryStatus.withheld

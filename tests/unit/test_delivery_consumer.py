@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +20,14 @@ from hub.store.repository import SqlStore
 from hub.streams.projector import OpenedEvents
 from hub.streams.records import ConsumedRecord
 from hub.streams.wire import SealedHubEvent
-from tests.unit.test_delivery_topics import CHILD, World, expected_copy, police_concern, world
+from tests.unit.test_delivery_topics import (
+    CHILD,
+    World,
+    clock,
+    expected_copy,
+    police_concern,
+    world,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -46,12 +53,28 @@ async def record(cipher: FieldCipher, child_id: str, offset: int, n: int) -> Con
     return ConsumedRecord("hub.events", 0, offset, child_id.encode(), value)
 
 
+def consumer_of(
+    world: World,
+    cipher: FieldCipher,
+    snapshots: Callable[[Sequence[str]], Awaitable[Mapping[str, ChildSnapshot]]],
+) -> DeliveryConsumer:
+    """The consumer over the world's processor and ledger, the narrative store beside it."""
+    return DeliveryConsumer(
+        processor=world.processor,
+        cipher=cipher,
+        snapshots=snapshots,
+        ledger=world.store,
+        shown=SqlStore(world.store.engine).shown_events,
+        clock=clock,
+    )
+
+
 class TestDeliveryConsumer:
     async def test_opens_and_delivers(self, world: World) -> None:
         """A sealed record is opened and its permitted, redacted copy published."""
         keys = MemoryDataKeys()
         cipher = FieldCipher(keys)
-        consumer = DeliveryConsumer(processor=world.processor, cipher=cipher, snapshots=snapshot)
+        consumer = consumer_of(world, cipher, snapshot)
         counts = await consumer.handle_batch([await record(cipher, CHILD, 0, 1)])
         assert counts == DeliveryCounts(published=1, denied=1, duplicates=0)
         ((_, value, key, _),) = world.publish.sent
@@ -68,7 +91,7 @@ class TestDeliveryConsumer:
             asked.append(sorted(set(child_ids)))
             return await snapshot(child_ids)
 
-        consumer = DeliveryConsumer(processor=world.processor, cipher=cipher, snapshots=snapshots)
+        consumer = consumer_of(world, cipher, snapshots)
         batch = [
             await record(cipher, CHILD, 0, 1),
             await record(cipher, OTHER_CHILD, 1, 2),
@@ -83,7 +106,7 @@ class TestDeliveryConsumer:
         (logged with its position only); the rest of the batch is delivered."""
         keys = MemoryDataKeys()
         cipher = FieldCipher(keys)
-        consumer = DeliveryConsumer(processor=world.processor, cipher=cipher, snapshots=snapshot)
+        consumer = consumer_of(world, cipher, snapshot)
         erased = await record(cipher, ERASED_CHILD, 1, 2)
         keys.destroy_child_key(ERASED_CHILD)
         batch = [
@@ -114,7 +137,7 @@ class TestDeliveryConsumer:
             checkouts.append("snapshots")
             return await situations(child_ids)
 
-        consumer = DeliveryConsumer(processor=world.processor, cipher=cipher, snapshots=snapshots)
+        consumer = consumer_of(world, cipher, snapshots)
         listen(engine.sync_engine.pool, "checkout", lambda *a: checkouts.append("checkout"))
         listen(engine.sync_engine, "commit", lambda *a: checkouts.append("commit"))
         counts = await consumer.handle_batch(batch)
@@ -136,7 +159,7 @@ class TestProjectThenDeliver:
             asked.append(list(child_ids))
             return await snapshot(child_ids)
 
-        consumer = DeliveryConsumer(processor=world.processor, cipher=cipher, snapshots=snapshots)
+        consumer = consumer_of(world, cipher, snapshots)
         checkouts: list[object] = []
         listen(world.store.engine.sync_engine.pool, "checkout", lambda *a: checkouts.append(a))
         merge = b'{"record_kind":"identity","type":"identity.merged"}'
@@ -164,7 +187,7 @@ class TestProjectThenDeliver:
             return await snapshot(child_ids)
 
         cipher = FieldCipher(MemoryDataKeys())
-        deliveries = DeliveryConsumer(processor=world.processor, cipher=cipher, snapshots=snap)
+        deliveries = consumer_of(world, cipher, snap)
         handler = ProjectThenDeliver(Projector(), deliveries)
         assert await handler.handle_batch([await record(cipher, CHILD, 0, 1)]) == 1
         assert order == ["projected", "snapshot"]
@@ -191,9 +214,7 @@ class TestProjectThenDeliver:
                 opened[("hub.events", 0, 0)] = (CHILD, police_concern(1))
                 return 1
 
-        deliveries = DeliveryConsumer(
-            processor=world.processor, cipher=CountingCipher(keys), snapshots=snapshot
-        )
+        deliveries = consumer_of(world, CountingCipher(keys), snapshot)
         assert await ProjectThenDeliver(Projector(), deliveries).handle_batch([first, second]) == 1
         assert opens == [1]
         assert [json.loads(v) for _, v, _, _ in world.publish.sent] == [

@@ -452,6 +452,7 @@ class TestDelay:
             pack_version="test.1",
             reason="withheld for now: rule held holds it until 12 hours after the event",
             not_before=INCIDENT_AT + timedelta(hours=12),
+            held=True,
         )
         later = decide(
             social_worker(), event, child(), self.HOURS, now=INCIDENT_AT + timedelta(hours=12)
@@ -469,6 +470,7 @@ class TestDelay:
             pack_version="test.1",
             reason="withheld for now: rule after-meeting holds it until a strategy_meeting is "
             "recorded after the event",
+            held=True,
         )
         released = decide(social_worker(), event, after, self.MEETING, now=NOW)
         assert released == permit("after-meeting", "public_task", GrantedVia.not_required)
