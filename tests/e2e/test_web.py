@@ -4,7 +4,9 @@ A social worker signs in and watches a live alert arrive, opens the child and re
 from all four agency kinds and the incident about the child's brother in the family section; a
 school DSL sees the same child only as the API lets them, and nothing of the brother; a merged
 record says so; an IG officer checks, dry-runs and applies a rule change; every page passes
-axe-core with no serious or critical violation and is saved to ``docs/screenshots/<page>.png``.
+axe-core with no serious or critical violation and its screenshot is taken: into
+``docs/screenshots/<page>.png`` (the README's pictures) with ``HUB_UPDATE_SCREENSHOTS=1``, else
+into a temporary directory, so a test run leaves the working tree as it was.
 
 The hub here is a real ``hub serve`` process on the real broker (``HubProcess``).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +34,11 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 AXE = Path(__file__).parent / "assets" / "axe.min.js"
-SHOTS = REPO / "docs" / "screenshots"
+SHOTS = (
+    REPO / "docs" / "screenshots"
+    if os.environ.get("HUB_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "hub-test-screenshots"
+)
 NORTHSHIRE = REPO / "deploy" / "rules" / "northshire.yaml"
 CHROMIUM = os.environ.get("HUB_TEST_CHROMIUM", "/usr/bin/chromium")
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
