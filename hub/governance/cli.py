@@ -242,12 +242,12 @@ def retention_run(
     """Erase every child whose retention period has ended; each erasure is audited."""
     from hub.crypto.data_keys import ChildKeyStore
     from hub.crypto.keyring import LocalFileKeyProvider
-    from hub.governance.retention import RetentionOutcome, build_retention_runner
+    from hub.governance.retention import RetentionOutcome, Verdict, build_retention_runner
     from hub.store.db import create_engine, migrate
 
     settings = _settings()
 
-    async def go() -> list[RetentionOutcome]:
+    async def go() -> tuple[list[RetentionOutcome], list[str]]:
         engine = create_engine(settings.db_url)
         try:
             await migrate(engine)
@@ -255,14 +255,23 @@ def retention_run(
             runner = build_retention_runner(
                 engine, ChildKeyStore(engine, LocalFileKeyProvider(keys_dir)), keys_dir=keys_dir
             )
-            if dry_run and all_children:
-                return await runner.assess_all()
-            return await runner.run(dry_run=dry_run)
+            if not dry_run:
+                return await runner.run(), []
+            leftovers = await runner.leftovers()
+            if all_children:
+                return await runner.assess_all(), leftovers
+            return await runner.run(dry_run=True), leftovers
         finally:
             await engine.dispose()
 
-    outcomes = asyncio.run(go())
+    outcomes, leftovers = asyncio.run(go())
     typer.echo("child_id\tverdict\tcategory\tdue_on")
     for outcome in outcomes:
         typer.echo(outcome.as_line())
-    typer.echo(f"{len(outcomes)} {'would be erased' if dry_run else 'erased'}", err=True)
+    for child_id in leftovers:  # matching data an earlier erasure left: the run sweeps it
+        typer.echo(f"{child_id}\tleftover\t-\t-")
+    if dry_run:
+        due = sum(o.verdict is Verdict.due for o in outcomes)
+        typer.echo(f"{due} would be erased; {len(leftovers)} with leftovers to sweep", err=True)
+    else:
+        typer.echo(f"{len(outcomes)} erased", err=True)

@@ -299,11 +299,16 @@ class RetentionRunner:
         log.info("retention.run_finished", erased=len(erased), due=len(due), leftovers=swept)
         return erased
 
+    async def leftovers(self) -> list[str]:
+        """The children an earlier erasure left matching data of, which the next run sweeps
+        (the dry run lists them)."""
+        return await self.source.leftover_children()
+
     async def sweep_leftovers(self) -> int:
         """Erase what earlier erasures left (the source's ``leftover_children``), each
         audited; how many children had some. Run after every retention run."""
         swept = 0
-        for child_id in await self.source.leftover_children():
+        for child_id in await self.leftovers():
             done = await sweep_child(self.engine, self.trail, child_id, audit=_leftovers_entry)
             swept += done is not None
         return swept
