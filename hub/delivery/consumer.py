@@ -21,7 +21,7 @@ from contracts import ContractValidationError, Envelope, parse_envelope
 from hub.crypto.data_keys import KeyDestroyed, UnknownDataKey
 from hub.crypto.encryption import FieldCipher, FieldDecryptionFailed
 from hub.delivery.context import ChildSnapshot
-from hub.delivery.store import DeliveryStore
+from hub.delivery.store import DeliveryStore, StoredDelivery
 from hub.delivery.topics import DeliveryCounts, DeliveryEvent, TopicDeliveryProcessor
 from hub.observability import get_logger
 from hub.streams.projector import OpenedEvents
@@ -77,11 +77,16 @@ class DeliveryConsumer:
             return DeliveryCounts(published=0, denied=0, duplicates=0)
         counts = await self._deliver(opened_here)
         # This batch may have recorded what a held delivery waits for (a strategy meeting);
-        # what it held itself has just been decided.
-        released = await self.release(
-            child_ids=[child_id for child_id, _, _ in opened_here],
-            decided={envelope.id for _, envelope, _ in opened_here},
-        )
+        # what it held itself has just been decided. The batch is stored and delivered: a
+        # failure here is left to the due sweep, not allowed to fail (and replay) the batch.
+        try:
+            released = await self.release(
+                child_ids=[child_id for child_id, _, _ in opened_here],
+                decided={envelope.id for _, envelope, _ in opened_here},
+            )
+        except Exception:
+            log.exception("delivery.held_release_failed")
+            return counts
         return _sum(counts, released)
 
     async def release(
@@ -96,44 +101,56 @@ class DeliveryConsumer:
         permit it, held again if a delay still holds it, and withheld for good otherwise, or
         when its event has since been corrected or retracted, or its child erased. Events in
         ``decided`` were decided just now (this batch's own): they are left as they are."""
-        held = await self._ledger.held(child_ids=child_ids, due_by=due_by)
-        rows = [row for row in held if row.subject_id not in decided]
-        if not rows:
+        found = await self._ledger.held(child_ids=child_ids, due_by=due_by)
+        candidates = [row for row in found if row.subject_id not in decided]
+        if not candidates:
             return DeliveryCounts()
         until = self._clock() + self._lease
-        taken = [row for row in rows if await self._ledger.lease_held(row, until)]
+        # Taken first, then checked: only the taker may send, hold again or withhold a row.
+        taken = [row for row in candidates if await self._ledger.take_held(row, until)]
         shown = await self._shown([row.subject_id for row in taken])
-        events: list[_Opened] = []
-        only: dict[str, str] = {}
-        gone: list[str] = []
+        subscribers = self._processor.subscriber_ids
+        opened: dict[str, _Opened] = {}
+        only: dict[tuple[str, str], StoredDelivery] = {}
+        gone: dict[str, list[str]] = {}
         for row in taken:
-            done = None
-            if row.subject_id in shown and row.body is not None:
-                done = await self._open(
-                    row.body.encode("utf-8"), where={"delivery_id": row.delivery_id}
-                )
-            if done is None or done[1].id != row.subject_id:
-                gone.append(row.delivery_id)
+            if row.subscriber_id not in subscribers:
+                gone.setdefault("SubscriberNotConfigured", []).append(row.delivery_id)
                 continue
-            events.append((*done, row.body or ""))
-            only[row.subject_id] = row.subscriber_id
+            if row.subject_id not in shown:
+                gone.setdefault("EventSuperseded", []).append(row.delivery_id)
+                continue
+            done = opened.get(row.subject_id)
+            if done is None and row.body is not None:
+                where = {"delivery_id": row.delivery_id}
+                if (event := await self._open(row.body.encode("utf-8"), where=where)) is not None:
+                    done = opened[row.subject_id] = (*event, row.body)
+            if done is None or done[1].id != row.subject_id:
+                gone.setdefault("RecordUnreadable", []).append(row.delivery_id)
+                continue
+            only[(row.subject_id, row.subscriber_id)] = row
         if gone:
             async with self._ledger.engine.begin() as conn:
-                await self._ledger.mark_withheld_in(conn, gone)
-            log.info("delivery.held_dropped", deliveries=len(gone))
-        if not events:
-            return DeliveryCounts(denied=len(gone))
-        counts = await self._deliver(events, only=only)
+                for why, ids in gone.items():
+                    await self._ledger.withhold_in(conn, ids, why=why)
+            log.info("delivery.held_dropped", **{why: len(ids) for why, ids in gone.items()})
+        dropped = sum(len(ids) for ids in gone.values())
+        if not only:
+            return DeliveryCounts(denied=dropped)
+        counts = await self._deliver(list(opened.values()), only=only)
         log.info(
             "delivery.held_decided",
-            deliveries=len(events),
+            deliveries=len(only),
             published=counts.published,
             held=counts.held,
         )
-        return counts
+        return _sum(counts, DeliveryCounts(denied=dropped))
 
     async def _deliver(
-        self, opened: Sequence[_Opened], *, only: Mapping[str, str] | None = None
+        self,
+        opened: Sequence[_Opened],
+        *,
+        only: Mapping[tuple[str, str], StoredDelivery] | None = None,
     ) -> DeliveryCounts:
         # Every child of the batch read at once (a trickle's batch is nearly a child an event),
         # with the governance context of each, on one connection.

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -144,6 +144,11 @@ def _new_row(
     }
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    """A time as UTC (SQLite keeps no offset: a stored time must already be UTC)."""
+    return None if value is None else value.astimezone(UTC)
+
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -194,9 +199,9 @@ class DeliveryStore:
         await conn.execute(self._insert(deliveries).on_conflict_do_nothing(), rows)
 
     async def hold_in(self, conn: AsyncConnection, items: Sequence[HeldDelivery]) -> None:
-        """Record deliveries a delay holds, in the caller's transaction (beside the audit
-        record of the decision). A new one is ``held``; one already held gets its new time;
-        any other row (delivered, withheld, pending) is left as it is."""
+        """Record new deliveries a delay holds, in the caller's transaction (beside the audit
+        record of the decision). A delivery already in the ledger keeps its row: a held one is
+        decided again only by ``release`` (a replayed event does not touch it)."""
         if not items:
             return
         now = self._clock()
@@ -206,52 +211,102 @@ class DeliveryStore:
                     item.subscriber_id, "topic", item.event_id, item.child_id, item.sealed_record
                 ),
                 DeliveryStatus.held,
-                item.not_before,
+                _utc(item.not_before),
                 now,
             )
             for item in items
         ]
-        stmt = self._insert(deliveries)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["delivery_id"],
-            set_={"next_attempt_at": stmt.excluded.next_attempt_at, "updated_at": now},
-            where=deliveries.c.status == DeliveryStatus.held.value,
-        )
-        await conn.execute(stmt, rows)
+        await conn.execute(self._insert(deliveries).on_conflict_do_nothing(), rows)
 
     async def held(
         self, *, due_by: datetime | None = None, child_ids: Sequence[str] = (), limit: int = 100
     ) -> list[StoredDelivery]:
-        """Held deliveries to decide again: those of these children (their story changed),
-        or, with ``due_by``, those whose delay ends by then; oldest change first."""
+        """Held deliveries to decide again, oldest change first: those of these children
+        (their story changed), or with ``due_by`` those whose delay ends by then, and those a
+        process took and did not finish (its lease ended by then)."""
         c = deliveries.c
-        held = c.status == DeliveryStatus.held.value
         if child_ids:
-            stmt = select(deliveries).where(held, c.child_id.in_(sorted(set(child_ids))))
+            where = and_(
+                c.status == DeliveryStatus.held.value, c.child_id.in_(sorted(set(child_ids)))
+            )
         elif due_by is not None:
-            stmt = select(deliveries).where(held, c.next_attempt_at <= due_by)
+            taken_and_left = and_(
+                c.status == DeliveryStatus.pending.value,
+                c.kind == "topic",
+                c.body.is_not(None),
+            )
+            where = and_(
+                or_(c.status == DeliveryStatus.held.value, taken_and_left),
+                c.next_attempt_at <= due_by,
+            )
         else:
             return []
-        stmt = stmt.order_by(c.updated_at, c.delivery_id).limit(limit)
+        stmt = select(deliveries).where(where).order_by(c.updated_at, c.delivery_id).limit(limit)
         async with self.engine.connect() as conn:
             return [_row(r) for r in (await conn.execute(stmt)).all()]
 
-    async def lease_held(self, found: StoredDelivery, until: datetime) -> bool:
-        """Take a held delivery for one decision (each counts as an attempt): unless another
-        process took it since it was read, its next time becomes ``until`` (a process dying
-        meanwhile leaves it for the due sweep then) and True."""
+    async def take_held(self, found: StoredDelivery, until: datetime) -> bool:
+        """Take a held delivery (as ``held`` read it) to decide it again: it becomes pending
+        until ``until`` (a process dying meanwhile leaves it to the due sweep then), counting
+        an attempt. False when another process took or changed it since it was read; only
+        the taker may then send it, hold it again or withhold it."""
         c = deliveries.c
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(deliveries)
                 .where(
                     c.delivery_id == found.delivery_id,
-                    c.status == DeliveryStatus.held.value,
+                    c.status == found.status.value,
                     c.attempts == found.attempts,
                 )
-                .values(next_attempt_at=until, attempts=c.attempts + 1, updated_at=self._clock())
+                .values(
+                    status=DeliveryStatus.pending.value,
+                    next_attempt_at=until,
+                    attempts=c.attempts + 1,
+                    updated_at=self._clock(),
+                )
             )
         return bool(result.rowcount == 1)
+
+    async def hold_again_in(
+        self, conn: AsyncConnection, items: Sequence[tuple[str, datetime | None]]
+    ) -> None:
+        """Deliveries this process took that a delay still holds: held again until the new
+        time (delivery id, time or None), in the caller's transaction."""
+        c = deliveries.c
+        for delivery_id, not_before in items:
+            await conn.execute(
+                update(deliveries)
+                .where(c.delivery_id == delivery_id, c.status == DeliveryStatus.pending.value)
+                .values(
+                    status=DeliveryStatus.held.value,
+                    next_attempt_at=_utc(not_before),
+                    updated_at=self._clock(),
+                )
+            )
+
+    async def withhold_in(
+        self, conn: AsyncConnection, delivery_ids: Sequence[str], *, why: str = "Denied"
+    ) -> None:
+        """Deliveries this process took that will never be sent (the rules no longer permit
+        them, the event was corrected or retracted, the subscriber is gone): withheld for
+        good, the kept record dropped, in the caller's transaction."""
+        if not delivery_ids:
+            return
+        await conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.delivery_id.in_(sorted(delivery_ids)),
+                deliveries.c.status == DeliveryStatus.pending.value,
+            )
+            .values(
+                status=DeliveryStatus.withheld.value,
+                next_attempt_at=None,
+                body=None,
+                last_error_class=why[:64],
+                updated_at=self._clock(),
+            )
+        )
 
     async def claim(
         self,
@@ -325,9 +380,14 @@ class DeliveryStore:
         now = self._clock()
         stmt = (
             update(deliveries)
-            .where(deliveries.c.delivery_id == bindparam("b_id"))
+            .where(
+                deliveries.c.delivery_id == bindparam("b_id"),
+                deliveries.c.status == DeliveryStatus.pending.value,
+            )
             .values(
                 status=DeliveryStatus.delivered.value,
+                # A topic row's body is a held event's sealed record: not kept once sent.
+                body=case((deliveries.c.kind == "topic", None), else_=deliveries.c.body),
                 attempts=bindparam("b_attempts"),
                 next_attempt_at=None,
                 last_status_code=status_code,
@@ -355,25 +415,6 @@ class DeliveryStore:
             next_attempt_at=retry_at,
             last_error_class=error_class[:64],
             last_status_code=status_code,
-        )
-
-    async def mark_withheld_in(self, conn: AsyncConnection, delivery_ids: Sequence[str]) -> None:
-        """Held deliveries the rules no longer permit (consent withdrawn, the child's plan
-        ended): withheld for good, in the caller's transaction beside the audit record."""
-        if not delivery_ids:
-            return
-        await conn.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.delivery_id.in_(sorted(delivery_ids)),
-                deliveries.c.status == DeliveryStatus.held.value,
-            )
-            .values(
-                status=DeliveryStatus.withheld.value,
-                next_attempt_at=None,
-                last_error_class="Denied",
-                updated_at=self._clock(),
-            )
         )
 
     async def mark_withheld(self, delivery_id: str, *, attempts: int) -> None:

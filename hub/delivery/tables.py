@@ -34,4 +34,6 @@ deliveries = Table(
     UniqueConstraint("subscriber_id", "subject_id", name="uq_deliveries_subscriber_subject"),
     Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
     Index("ix_deliveries_subscriber_id", "subscriber_id"),
+    # Each narrative batch looks for its children's held deliveries (migration 0017).
+    Index("ix_deliveries_child_id_status", "child_id", "status"),
 )

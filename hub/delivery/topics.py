@@ -129,6 +129,11 @@ class _Sent:
     future: Any
 
 
+def _same_time(a: datetime | None, b: datetime | None) -> bool:
+    """Whether two release times are the same instant (None: no known time)."""
+    return a == b if a is None or b is None else a.astimezone(UTC) == b.astimezone(UTC)
+
+
 def actor_of(subscriber: Subscriber) -> Actor:
     """The audit actor a subscriber is."""
     request = subscriber.request
@@ -188,6 +193,11 @@ class TopicDeliveryProcessor:
         self._publish = publish
         self._clock = clock
 
+    @property
+    def subscriber_ids(self) -> frozenset[str]:
+        """The topic subscribers configured now."""
+        return frozenset(s.id for s in self._subscribers)
+
     def reading(self) -> AbstractAsyncContextManager[None]:
         """A block in which this task's reads share one connection (``shared_reads``): a
         caller reading the children's snapshots runs ``prepare`` in the same block."""
@@ -215,11 +225,17 @@ class TopicDeliveryProcessor:
         events: Sequence[DeliveryEvent],
         prepared: Mapping[str, PreparedRead],
         *,
-        only: Mapping[str, str] | None = None,
+        only: Mapping[tuple[str, str], StoredDelivery] | None = None,
     ) -> DeliveryCounts:
         """``handle_batch`` with the children's contexts already ``prepare``d (outside any
-        shared reads' block: this writes). ``only`` (event id -> subscriber id) decides each
-        event for that one subscriber: a held delivery decided again (``release``)."""
+        shared reads' block: this writes).
+
+        ``only`` decides held deliveries again (``release``): (event id, subscriber id) -> the
+        ledger row as read before this process took it. Each is decided for that subscriber
+        only and sent, held again (audited again only if its time changed) or withheld for
+        good. Without it every subscriber is decided; a new delivery a delay holds is recorded
+        held, and a row already held is left to ``release``.
+        """
         now = self._clock()
         permitted: list[tuple[Subscriber, DeliveryEvent, EventFacts, Decision, PreparedRead]] = []
         denied = duplicates = 0
@@ -227,14 +243,16 @@ class TopicDeliveryProcessor:
         # rules dry-run can show the deliveries a change would add.
         withheld: dict[tuple[str, str], list[tuple[str, EventFacts, Decision]]] = {}
         held: list[HeldDelivery] = []
-        refused: list[str] = []  # held deliveries the rules no longer permit at all
+        again: list[tuple[str, datetime | None]] = []  # taken, still held
+        refused: list[str] = []  # taken, no longer permitted at all
         say = log.bind()  # resolved once a batch: the lazy module logger binds on every call
         # Each subscriber's requester built once a batch (``Subscriber.request`` makes one).
         requests = {s.id: s.request for s in self._subscribers} if events else {}
         for event in events:
             facts = EventFacts.of(event.envelope)
             for sub in self._subscribers:
-                if only is not None and only.get(event.envelope.id) != sub.id:
+                taken = None if only is None else only.get((event.envelope.id, sub.id))
+                if only is not None and taken is None:
                     continue
                 ready = prepared[event.child_id]
                 decision = decide(requests[sub.id], facts, ready.child, ready.pack, now=now)
@@ -242,7 +260,13 @@ class TopicDeliveryProcessor:
                     permitted.append((sub, event, facts, decision, ready))
                     continue
                 denied += 1
-                if decision.held and event.sealed_record is not None:
+                audit = True
+                if taken is not None and decision.held:
+                    again.append((taken.delivery_id, decision.not_before))
+                    audit = not _same_time(decision.not_before, taken.next_attempt_at)
+                elif taken is not None:
+                    refused.append(taken.delivery_id)
+                elif decision.held and event.sealed_record is not None:
                     held.append(
                         HeldDelivery(
                             sub.id,
@@ -252,11 +276,10 @@ class TopicDeliveryProcessor:
                             decision.not_before,
                         )
                     )
-                elif only is not None:
-                    refused.append(delivery_id_for(sub.id, event.envelope.id))
-                withheld.setdefault((sub.id, event.child_id), []).append(
-                    (event.envelope.id, facts, decision)
-                )
+                if audit:
+                    withheld.setdefault((sub.id, event.child_id), []).append(
+                        (event.envelope.id, facts, decision)
+                    )
                 say.debug(
                     "delivery.not_permitted",
                     subscriber_id=sub.id,
@@ -267,25 +290,31 @@ class TopicDeliveryProcessor:
                     if decision.not_before is None
                     else decision.not_before.isoformat(),
                 )
-        rows = await self._store.claim_many(
-            [
-                (sub.id, SubscriberKind.topic.value, event.envelope.id, event.child_id)
-                for sub, event, _, _, _ in permitted
-            ]
-        )
+        if only is None:
+            rows = await self._store.claim_many(
+                [
+                    (sub.id, SubscriberKind.topic.value, event.envelope.id, event.child_id)
+                    for sub, event, _, _, _ in permitted
+                ]
+            )
+        else:
+            rows = {r.delivery_id: r for r in only.values()}
         sent: list[_Sent] = []
         seen: set[str] = set()  # an event twice in one batch is sent once
         for sub, event, facts, decision, ready in permitted:
             row = rows[delivery_id_for(sub.id, event.envelope.id)]
-            if row.status is DeliveryStatus.delivered or row.delivery_id in seen:
+            # Sent here: a row just claimed (or left pending by a crash), or one this process
+            # took to decide again. A held row found by a replayed event is release's to send.
+            mine = only is not None or (row.status is DeliveryStatus.pending and row.body is None)
+            if not mine or row.delivery_id in seen:
                 duplicates += 1
                 continue
             seen.add(row.delivery_id)
             sent.append(await self._send(sub, event, facts, decision, ready, row))
         await asyncio.gather(*(s.future for s in sent))  # the broker has every copy
-        if sent or withheld:
+        if sent or withheld or again or refused:
             entries = self._withheld_entries(withheld, prepared, requests)
-            await self._record(sent, entries, requests, held=held, refused=refused)
+            await self._record(sent, entries, requests, held=held, again=again, refused=refused)
         for s in sent:
             say.info(
                 "delivery.pushed",
@@ -297,7 +326,7 @@ class TopicDeliveryProcessor:
                 pack_version=s.decision.pack_version,
             )
         return DeliveryCounts(
-            published=len(sent), denied=denied, duplicates=duplicates, held=len(held)
+            published=len(sent), denied=denied, duplicates=duplicates, held=len(held) + len(again)
         )
 
     async def _send(
@@ -359,6 +388,7 @@ class TopicDeliveryProcessor:
         requests: Mapping[str, AccessRequest],
         *,
         held: Sequence[HeldDelivery] = (),
+        again: Sequence[tuple[str, datetime | None]] = (),
         refused: Sequence[str] = (),
     ) -> None:
         """Mark every copy delivered and audit it (and the decisions not to share), hold what
@@ -386,5 +416,6 @@ class TopicDeliveryProcessor:
                     conn, [(s.row.delivery_id, s.row.attempts + 1) for s in sent]
                 )
             await self._store.hold_in(conn, held)
-            await self._store.mark_withheld_in(conn, refused)
+            await self._store.hold_again_in(conn, again)
+            await self._store.withhold_in(conn, refused)
             await self._gov.trail.append_in(conn, [*entries, *withheld])

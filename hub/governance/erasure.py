@@ -21,11 +21,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.crypto.data_keys import ChildKeyStore
 from hub.crypto.tables import child_data_keys
+from hub.delivery.tables import deliveries
 from hub.governance.audit import Actor, AuditAction, AuditEntry
 from hub.governance.audit_store import AuditTrail
 from hub.identity.tables import household_links, person_records
@@ -53,6 +54,8 @@ class ErasedChild:
     household_links: int
     audit_seq: int = 0
     """The sequence number of the erasure's audit record."""
+    unsent_deliveries: int = 0
+    """Partner deliveries not yet sent (held by a rule's delay, or pending), now withheld."""
 
     def counts(self) -> dict[str, Any]:
         """What went, as the erasure's audit record keeps it (ids and counts only)."""
@@ -60,6 +63,7 @@ class ErasedChild:
             "key_versions": list(self.key_versions),
             "person_records": self.person_records,
             "household_links": self.household_links,
+            "unsent_deliveries": self.unsent_deliveries,
         }
 
 
@@ -114,6 +118,18 @@ async def _delete_matching_data(
     return deleted_records.rowcount, deleted_links.rowcount
 
 
+async def _withhold_unsent(conn: AsyncConnection, child_id: str) -> int:
+    """Withhold for good the child's partner deliveries not yet sent, dropping the records
+    kept with them (a held delivery keeps its event's sealed record); how many."""
+    d = deliveries.c
+    done = await conn.execute(
+        update(deliveries)
+        .where(d.child_id == child_id, d.status.in_(("held", "pending")))
+        .values(status="withheld", body=None, next_attempt_at=None, last_error_class="Erased")
+    )
+    return int(done.rowcount)
+
+
 async def erase_child(
     engine: AsyncEngine,
     keys: ChildKeyStore,
@@ -135,6 +151,7 @@ async def erase_child(
         erased = ErasedChild(child_id, versions, *await _delete_matching_data(conn, child_id))
         if not (versions or erased.person_records or erased.household_links):
             return None  # already erased (by another run or by hand): nothing to record
+        erased = replace(erased, unsent_deliveries=await _withhold_unsent(conn, child_id))
         [record] = await trail.append_in(conn, [audit(erased)])
     # This process's cached copies go too. Only the cache: destroying again in the store
     # would shred a key ingest may have made for a new event since the commit, unaudited.

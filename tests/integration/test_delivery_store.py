@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -174,55 +174,77 @@ class TestRetries:
 
 
 class TestHeld:
-    """Deliveries a rule's delay holds: a held row gets new times, no other row changes."""
+    """Deliveries a rule's delay holds: recorded once, taken by one process at a time, and
+    only the taker sends, holds again or withholds them."""
 
-    async def test_held_rows_move_on_and_other_rows_stay(
-        self, store: DeliveryStore, clock: Clock
-    ) -> None:
-        first = HeldDelivery("school", "evt-1", "child-1", '{"sealed": 1}', T0 + timedelta(hours=1))
+    async def test_recorded_once_and_found_when_due_or_by_child(self, store: DeliveryStore) -> None:
+        """A hold is recorded once (a replay leaves the row as it is); the sweep finds what
+        is due (times kept in UTC whatever offset they came with), a batch its children's."""
+        bst = timezone(timedelta(hours=1))
+        first = HeldDelivery(
+            "school", "evt-1", "child-1", '{"sealed": 1}', datetime(2025, 6, 2, 11, 0, tzinfo=bst)
+        )
         waiting = HeldDelivery("school", "evt-2", "child-2", '{"sealed": 2}', None)
         async with store.engine.begin() as conn:
             await store.hold_in(conn, [first, waiting])
-        assert [r.subject_id for r in await store.held(due_by=T0 + timedelta(hours=1))] == ["evt-1"]
-        assert [r.subject_id for r in await store.held(child_ids=["child-2"])] == ["evt-2"]
-        assert await store.held() == []
-
-        later = HeldDelivery("school", "evt-1", "child-1", "ignored", T0 + timedelta(hours=5))
-        async with store.engine.begin() as conn:
-            await store.hold_in(conn, [later])
+            await store.hold_in(conn, [HeldDelivery("school", "evt-1", "child-1", "x", T0)])
         row = await store.get(first.delivery_id)
         assert row is not None
         assert (row.status, row.next_attempt_at, row.body) == (
             DeliveryStatus.held,
-            T0 + timedelta(hours=5),
+            T0 + timedelta(hours=1),  # 11:00 BST is 10:00 UTC
             '{"sealed": 1}',
         )
+        assert await store.held(due_by=T0 + timedelta(minutes=59)) == []
+        assert [r.subject_id for r in await store.held(due_by=T0 + timedelta(hours=1))] == ["evt-1"]
+        assert [r.subject_id for r in await store.held(child_ids=["child-2"])] == ["evt-2"]
+        assert await store.held() == []
 
-        await store.claim_many([("school", "topic", "evt-3", "child-3")])  # pending, say sent
-        async with store.engine.begin() as conn:
-            await store.mark_delivered_many(conn, [(delivery_id_for("school", "evt-3"), 1)])
-            await store.hold_in(conn, [HeldDelivery("school", "evt-3", "child-3", "x", T0)])
-        done = await store.get(delivery_id_for("school", "evt-3"))
-        assert done is not None and done.status is DeliveryStatus.delivered
-
-    async def test_one_process_takes_a_held_row(self, store: DeliveryStore, clock: Clock) -> None:
-        """Of two processes that read the same held row, one leases it; the lease counts an
-        attempt and moves its next time; withheld for good, it is no longer held."""
+    async def test_one_process_takes_it_and_only_the_taker_decides(
+        self, store: DeliveryStore, clock: Clock
+    ) -> None:
+        """Of two processes that read the same held row, one takes it (pending, an attempt
+        counted, until the lease ends); the other's take and a batch's search miss it. Held
+        again it can be taken again; withheld, its record is dropped and it is never due."""
         item = HeldDelivery("school", "evt-1", "child-1", "{}", T0)
         async with store.engine.begin() as conn:
             await store.hold_in(conn, [item])
         (seen,) = await store.held(due_by=T0)
-        taken = await asyncio.gather(
-            store.lease_held(seen, T0 + timedelta(minutes=5)),
-            store.lease_held(seen, T0 + timedelta(minutes=5)),
-        )
+        lease = T0 + timedelta(minutes=5)
+        taken = await asyncio.gather(store.take_held(seen, lease), store.take_held(seen, lease))
         assert sorted(taken) == [False, True]
-        leased = await store.get(item.delivery_id)
-        assert leased is not None
-        assert (leased.attempts, leased.next_attempt_at) == (1, T0 + timedelta(minutes=5))
-        assert await store.held(due_by=T0) == []
-        async with store.engine.begin() as conn:
-            await store.mark_withheld_in(conn, [item.delivery_id])
+        row = await store.get(item.delivery_id)
+        assert row is not None
+        assert (row.status, row.attempts, row.next_attempt_at) == (
+            DeliveryStatus.pending,
+            1,
+            lease,
+        )
         assert await store.held(child_ids=["child-1"]) == []
+        assert await store.held(due_by=T0) == []
+        # The taker died: once its lease ends the sweep finds the row again.
+        (left,) = await store.held(due_by=lease)
+        assert await store.take_held(left, lease + timedelta(minutes=5))
+
+        async with store.engine.begin() as conn:
+            await store.hold_again_in(conn, [(item.delivery_id, T0 + timedelta(days=1))])
+        (again,) = await store.held(child_ids=["child-1"])
+        assert (again.status, again.next_attempt_at) == (
+            DeliveryStatus.held,
+            T0 + timedelta(days=1),
+        )
+        assert await store.take_held(again, lease)
+        async with store.engine.begin() as conn:
+            await store.withhold_in(conn, [item.delivery_id], why="EventSuperseded")
         gone = await store.get(item.delivery_id)
-        assert gone is not None and gone.status is DeliveryStatus.withheld
+        assert gone is not None
+        assert (gone.status, gone.body, gone.last_error_class) == (
+            DeliveryStatus.withheld,
+            None,
+            "EventSuperseded",
+        )
+        assert await store.held(due_by=T0 + timedelta(days=30)) == []
+        async with store.engine.begin() as conn:  # a late "sent" from a stale taker: no effect
+            await store.mark_delivered_many(conn, [(item.delivery_id, 9)])
+        still = await store.get(item.delivery_id)
+        assert still is not None and still.status is DeliveryStatus.withheld

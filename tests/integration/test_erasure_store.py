@@ -22,6 +22,8 @@ from typer.testing import CliRunner
 from hub.crypto.cli import keys_app
 from hub.crypto.data_keys import ChildKeyStore
 from hub.crypto.keyring import LocalFileKeyProvider
+from hub.delivery.store import DeliveryStore, HeldDelivery, delivery_id_for
+from hub.delivery.tables import deliveries
 from hub.governance import Governance
 from hub.governance.audit import Actor, AuditAction
 from hub.governance.config import load_governance_settings
@@ -65,6 +67,20 @@ async def hub_store(
         await conn.execute(
             household_links.insert(), [household_link_row(*link, NOW) for link in links]
         )
+    # Partner deliveries: one of the child's held by a rule's delay (its sealed record kept),
+    # one already sent, and one of the kept child's held.
+    ledger = DeliveryStore(engine, clock=lambda: NOW)
+    async with engine.begin() as conn:
+        await ledger.hold_in(
+            conn,
+            [
+                HeldDelivery("school-dsl", "cs:evt-1", ERASED, '{"sealed": "..."}', None),
+                HeldDelivery("school-dsl", "cs:evt-9", KEPT, '{"sealed": "..."}', None),
+            ],
+        )
+    await ledger.claim_many([("school-dsl", "topic", "police:evt-2", ERASED)])
+    async with engine.begin() as conn:
+        await ledger.mark_delivered_many(conn, [(delivery_id_for("school-dsl", "police:evt-2"), 1)])
     gov = Governance.over(engine, load_governance_settings(), keys_dir=tmp_path / "keys")
     # An earlier record, so the erasure's must chain onto it.
     await gov.trail.append(Actor(sub="ig-lead").entry(AuditAction.rules_applied, reason="v2"))
@@ -98,6 +114,16 @@ async def left_of(engine: Any) -> tuple[list[str], list[tuple[str, str]]]:
     return sorted(records), sorted((a, b) for a, b in links)
 
 
+async def deliveries_of(engine: Any) -> list[tuple[str, str, str, bool]]:
+    """Each delivery's event, child, status and whether it still keeps a record."""
+    d = deliveries.c
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(d.subject_id, d.child_id, d.status, d.body).order_by(d.subject_id)
+        )
+        return [(r.subject_id, r.child_id, r.status, r.body is not None) for r in rows]
+
+
 class TestEraseByHand:
     """An operator's erasure removes what retention's does and is recorded the same way."""
 
@@ -118,6 +144,11 @@ class TestEraseByHand:
         assert [r.destroyed_at is not None for r in await keys.key_records(ERASED)] == [True, True]
         assert [r.destroyed_at for r in await keys.key_records(KEPT)] == [None]
         assert await left_of(engine) == ([KEPT], [(KEPT, "addr:1")])
+        assert await deliveries_of(engine) == [
+            ("cs:evt-1", ERASED, "withheld", False),  # never sent now; its record dropped
+            ("cs:evt-9", KEPT, "held", True),
+            ("police:evt-2", ERASED, "delivered", False),
+        ]
 
         records = [r async for r in trail.records(actions=[AuditAction.operator_erased])]
         assert [(r.seq, r.body["who"], r.body["child_id"], r.body["effect"]) for r in records] == [
@@ -128,6 +159,7 @@ class TestEraseByHand:
             "key_versions": [1, 2],
             "person_records": 2,
             "household_links": 2,
+            "unsent_deliveries": 1,
         }
         assert (await trail.verify()).ok
 

@@ -30,6 +30,13 @@ from tests.support.identity_rows import household_link_row, person_record_row
 
 pytestmark = pytest.mark.integration
 
+LEFTOVER_COUNTS = {
+    "key_versions": [],
+    "person_records": 1,
+    "household_links": 1,
+    "unsent_deliveries": 0,
+}
+
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
 EXPIRED, KEPT = "ch-expired", "ch-kept"
 
@@ -139,6 +146,7 @@ class TestRetentionRun:
             "key_versions": [1],
             "person_records": 0,  # this child has none (the tests below count them)
             "household_links": 0,
+            "unsent_deliveries": 0,
         }
         assert "2015" not in json.dumps(records[0].body["extra"])  # no dates it came from
         assert (await seeded["trail"].verify()).ok
@@ -254,8 +262,8 @@ class TestRetentionRun:
         }
         reason = "matching data left after the child's erasure"
         assert swept == {
-            left: (reason, {"key_versions": [], "person_records": 1, "household_links": 1}),
-            reborn: (reason, {"key_versions": [], "person_records": 1, "household_links": 1}),
+            left: (reason, LEFTOVER_COUNTS),
+            reborn: (reason, LEFTOVER_COUNTS),
         }
         assert (await seeded["trail"].verify()).ok
         await seeded["runner"].run()  # nothing left: nothing more recorded

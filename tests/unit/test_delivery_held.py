@@ -5,6 +5,7 @@ child), or withheld for good when the rules no longer permit it or the event is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -161,13 +162,27 @@ def consumer(
     )
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+TWO_SYSTEMS = (
+    SUBSCRIBERS
+    + """\
+  - id: school-mis
+    agency_id: northshire-primary
+    role: designated_safeguarding_lead
+    purpose: education_safeguarding
+    kind: topic
+"""
+)
+
+
+@contextlib.asynccontextmanager
+async def made(
+    tmp_path: Path, subscribers: str = SUBSCRIBERS, keys: MemoryDataKeys | None = None
+) -> AsyncIterator[World]:
+    """A world over a migrated SQLite file: the held-test pack and these subscribers."""
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
     await migrate(engine)
     (tmp_path / "rules.yaml").write_text(RULES, "utf-8")
-    (tmp_path / "subscribers.yaml").write_text(SUBSCRIBERS, "utf-8")
-    subscribers = load_subscribers(tmp_path / "subscribers.yaml", agencies=AGENCIES)
+    (tmp_path / "subscribers.yaml").write_text(subscribers, "utf-8")
     clock = Clock()
     gov = Governance.over(
         engine,
@@ -179,13 +194,13 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     publish = FakePublish()
     processor = TopicDeliveryProcessor(
         settings=Settings(topic_prefix="t1-"),
-        subscribers=subscribers,
+        subscribers=load_subscribers(tmp_path / "subscribers.yaml", agencies=AGENCIES),
         store=ledger,
         governance=gov,
         publish=publish,
         clock=clock,
     )
-    keys = MemoryDataKeys()
+    keys = keys or MemoryDataKeys()
     cipher = FieldCipher(keys)
     story = Story()
     try:
@@ -202,6 +217,12 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         )
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with made(tmp_path) as built:
+        yield built
 
 
 class TestHeldByTime:
@@ -232,7 +253,7 @@ class TestHeldByTime:
         )
         assert headers["x-rule-ids"] == "school-after-twelve-hours"
         done = await world.row(police_concern(1).id)
-        assert (done.status, done.attempts) == (DeliveryStatus.delivered, 2)
+        assert (done.status, done.attempts, done.body) == (DeliveryStatus.delivered, 1, None)
         assert (await world.actions())[-1] == AuditAction.delivery_pushed.value
 
         assert await world.consumer.release(due_by=world.clock.now) == DeliveryCounts()
@@ -323,3 +344,83 @@ class TestGone:
         assert await world.consumer.release(due_by=RELEASE_AT) == DeliveryCounts(denied=1)
         assert (await world.row(police_concern(1).id)).status is DeliveryStatus.withheld
         assert world.publish.sent == []
+
+
+class TestDecidedOnce:
+    async def test_each_subscriber_holding_one_event_is_released(self, tmp_path: Path) -> None:
+        """Two systems of the school hold the same event: both are sent when it is due, each
+        once, and the event's decision is audited once per system."""
+        async with made(tmp_path, TWO_SYSTEMS) as world:
+            await world.consumer.handle_batch([await record(world.cipher, CHILD, 0, 1)])
+            world.clock.now = RELEASE_AT
+            released = await world.consumer.release(due_by=RELEASE_AT)
+            assert released == DeliveryCounts(published=2)
+            assert sorted(topic for topic, _, _, _ in world.publish.sent) == [
+                "t1-deliver.school-dsl",
+                "t1-deliver.school-mis",
+            ]
+            assert (await world.actions()).count(AuditAction.delivery_pushed.value) == 2
+
+    async def test_a_replayed_event_leaves_a_held_row_to_its_release(self, world: World) -> None:
+        """The event redelivered after its delay ended is not sent by the replay (a sweep may
+        hold it that very moment); the sweep sends it, once."""
+        event = await record(world.cipher, CHILD, 0, 1)
+        await world.consumer.handle_batch([event])
+        world.clock.now = RELEASE_AT
+        replayed = await world.consumer.handle_batch([event])
+        assert (replayed.published, world.publish.sent) == (0, [])
+        assert (await world.consumer.release(due_by=RELEASE_AT)).published == 1
+        assert world.published_ids() == [police_concern(1).id]
+
+    async def test_held_again_unchanged_is_not_audited_again(self, world: World) -> None:
+        """A milestone wait decided again by every batch of the child writes no new record
+        while nothing changed."""
+        world.story.snapshot = ChildSnapshot(involved_agencies=frozenset({"northshire-primary"}))
+        cs = police_concern(1, kind="childrens_services")
+        sealed = SealedHubEvent(
+            child_id=CHILD,
+            ingested_at=EVENT_AT,
+            envelope=await world.cipher.seal_envelope(CHILD, cs.model_dump(mode="json")),
+        )
+        value = sealed.model_dump_json().encode()
+        await world.consumer.handle_batch(
+            [ConsumedRecord("hub.events", 0, 0, CHILD.encode(), value)]
+        )
+        before = await world.actions()
+        for n in range(2, 5):
+            counts = await world.consumer.handle_batch([await record(world.cipher, CHILD, n, n)])
+            assert counts.held >= 1
+        after = await world.actions()
+        # The three new police concerns are held and audited; the waiting concern is not.
+        assert after[len(before) :].count(AuditAction.delivery_withheld.value) == 3
+        assert (await world.row(cs.id)).status is DeliveryStatus.held
+
+    async def test_a_subscriber_no_longer_configured_is_withheld(self, tmp_path: Path) -> None:
+        """A held delivery of a system removed from the configuration is withheld for good
+        when its time comes, not taken again and again."""
+        async with made(tmp_path, TWO_SYSTEMS) as world:
+            await world.consumer.handle_batch([await record(world.cipher, CHILD, 0, 1)])
+            keys = world.keys
+        async with made(tmp_path, keys=keys) as world:  # the same store, school-mis removed
+            world.clock.now = RELEASE_AT
+            assert (await world.consumer.release(due_by=RELEASE_AT)).published == 1
+            gone = await world.ledger.get(delivery_id_for("school-mis", police_concern(1).id))
+            assert gone is not None
+            assert (gone.status, gone.last_error_class) == (
+                DeliveryStatus.withheld,
+                "SubscriberNotConfigured",
+            )
+
+    async def test_a_failed_release_does_not_fail_the_batch(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The batch is stored and delivered before held deliveries are decided again: a
+        failure there is logged and left to the sweep."""
+
+        async def broken(**_: object) -> DeliveryCounts:
+            raise RuntimeError("store unavailable")
+
+        monkeypatch.setattr(world.consumer, "release", broken)
+        world.clock.now = RELEASE_AT + timedelta(hours=1)
+        counts = await world.consumer.handle_batch([await record(world.cipher, CHILD, 0, 1)])
+        assert counts.published == 1
