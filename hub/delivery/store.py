@@ -406,10 +406,12 @@ class DeliveryStore:
         status_code: int | None,
         retry_at: datetime | None,
     ) -> None:
-        """Record a failed attempt: pending until ``retry_at``, or dead when that is None."""
+        """Record a failed attempt: pending until ``retry_at``, or dead when that is None
+        (unless the delivery has moved on meanwhile: another process's later attempt)."""
         status = DeliveryStatus.pending if retry_at is not None else DeliveryStatus.dead
         await self._set(
             delivery_id,
+            attempts - 1,
             status=status.value,
             attempts=attempts,
             next_attempt_at=retry_at,
@@ -421,6 +423,7 @@ class DeliveryStore:
         """The rules did not permit sending it: nothing was sent, nothing will be."""
         await self._set(
             delivery_id,
+            attempts,
             status=DeliveryStatus.withheld.value,
             attempts=attempts,
             next_attempt_at=None,
@@ -428,11 +431,19 @@ class DeliveryStore:
             last_status_code=None,
         )
 
-    async def _set(self, delivery_id: str, **values: Any) -> None:
+    async def _set(self, delivery_id: str, attempts_before: int, **values: Any) -> None:
+        """Record an attempt's outcome on a delivery still pending with the attempts it had
+        when the attempt began; a stale attempt (another process has recorded one since, or
+        it was delivered) changes nothing."""
+        c = deliveries.c
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(deliveries)
-                .where(deliveries.c.delivery_id == delivery_id)
+                .where(
+                    c.delivery_id == delivery_id,
+                    c.status == DeliveryStatus.pending.value,
+                    c.attempts == attempts_before,
+                )
                 .values(**values, updated_at=self._clock())
             )
 

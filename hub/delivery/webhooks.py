@@ -133,16 +133,19 @@ class AlertDispatcher:
 
     async def run_due(self, *, limit: int = 100) -> int:
         """Attempt every webhook delivery due now (each once); returns how many were tried."""
-        now = self._clock()
-        rows = await self._store.due(now, kind=SubscriberKind.webhook.value, limit=limit)
-        taken = [r for r in rows if await self._store.lease(r, now, now + self._lease)]
+        rows = await self._store.due(self._clock(), kind=SubscriberKind.webhook.value, limit=limit)
 
-        async def one(row: StoredDelivery) -> None:
+        async def one(row: StoredDelivery) -> bool:
+            # Leased only when its turn comes: leased up front, a row waiting behind slow
+            # partners could outlive its lease and be sent by another process as well.
             async with self._limit:
+                now = self._clock()
+                if not await self._store.lease(row, now, now + self._lease):
+                    return False
                 await self.attempt(row)
+                return True
 
-        await asyncio.gather(*(one(r) for r in taken))
-        return len(taken)
+        return sum(await asyncio.gather(*(one(r) for r in rows)))
 
     async def attempt(self, row: StoredDelivery) -> None:
         """One attempt at one delivery: decide, sign, POST, and record the outcome."""

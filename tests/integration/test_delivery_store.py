@@ -114,6 +114,28 @@ class TestRetries:
         assert await store.due(T0 + timedelta(minutes=1), kind="webhook") == []
         assert await store.due(T0, kind="topic") == []
 
+    async def test_a_stale_attempt_changes_nothing(
+        self, store: DeliveryStore, clock: Clock
+    ) -> None:
+        """An attempt whose lease ran out while another process delivered the webhook (or
+        recorded a later failure) cannot set it back to pending or dead."""
+        delivery_id = await hook(store)
+        row = await store.get(delivery_id)
+        assert row is not None
+        async with store.engine.begin() as conn:
+            await store.mark_delivered(conn, delivery_id, attempts=1, status_code=200)
+        await store.record_failure(
+            delivery_id, attempts=1, error_class="ReadTimeout", status_code=None, retry_at=T0
+        )
+        await store.mark_withheld(delivery_id, attempts=0)
+        done = await store.get(delivery_id)
+        assert done is not None
+        assert (done.status, done.attempts, done.last_error_class) == (
+            DeliveryStatus.delivered,
+            1,
+            None,
+        )
+
     async def test_failure_then_dead_then_retry(self, store: DeliveryStore, clock: Clock) -> None:
         """Failures keep the last error; dead rows are listed; retry resets them to due now."""
         delivery_id = await hook(store)
