@@ -41,13 +41,23 @@ from hub.alerts.state import (
     ChildAlertState,
     MarkStatus,
     Record,
+    absorb,
     fold,
+    give_back,
     involvement_spans,
     lead_of,
     open_at,
 )
 
-__all__ = ["EngineOutcome", "Occurrence", "evaluate", "occurrences", "trigger_facts"]
+__all__ = [
+    "EngineOutcome",
+    "Occurrence",
+    "evaluate",
+    "evaluate_merge",
+    "evaluate_unmerge",
+    "occurrences",
+    "trigger_facts",
+]
 
 EngineOutcome = AlertRaised | AlertWithdrawn
 
@@ -532,12 +542,34 @@ def evaluate(
     folded = fold(state, event)
     if folded is state:
         return state, []
-    cause = event.supersedes
+    full = event.supersedes is not None or event.involvement is not None
+    return _judge(
+        folded,
+        rules,
+        calendar,
+        now=now,
+        cause=event.supersedes,
+        cause_event_id=event.event_id,
+        focus=None if full else event.event_id,
+    )
+
+
+def _judge(
+    folded: ChildAlertState,
+    rules: AlertRules,
+    calendar: SchoolCalendar,
+    *,
+    now: datetime,
+    cause: str | None,
+    cause_event_id: str,
+    focus: str | None,
+) -> tuple[ChildAlertState, list[EngineOutcome]]:
+    """Raise what the rules now see in a state and was not seen before, and withdraw what
+    rested on the event superseded now (``cause``) and no longer holds; ``cause_event_id``
+    names what changed in a withdrawal."""
     marks = dict(folded.alerts)
     outcomes: list[EngineOutcome] = []
     seen: set[str] = set()
-    full = cause is not None or event.involvement is not None
-    focus = None if full else event.event_id
     for occurrence in occurrences(folded, rules, calendar, cause=cause, focus=focus):
         seen.add(occurrence.key)
         mark = marks.get(occurrence.key)
@@ -560,7 +592,7 @@ def evaluate(
     for key, mark in sorted(folded.alerts.items()) if cause is not None else ():
         if key in seen or not mark.active or mark.rule_id not in enabled:
             continue
-        if cause is None or cause not in mark.basis_event_ids:
+        if cause not in mark.basis_event_ids:
             continue
         marks[key] = mark.model_copy(update={"status": MarkStatus.withdrawn})
         outcomes.append(
@@ -569,8 +601,51 @@ def evaluate(
                 occurrence_key=key,
                 child_id=folded.child_id,
                 rule_id=mark.rule_id,
-                cause_event_id=event.event_id,
+                cause_event_id=cause_event_id,
                 withdrawn_at=now,
             )
         )
     return folded.model_copy(update={"alerts": marks}), outcomes
+
+
+def evaluate_merge(
+    survivor: ChildAlertState,
+    merged: ChildAlertState,
+    rules: AlertRules,
+    *,
+    now: datetime,
+    calendar: SchoolCalendar,
+) -> tuple[ChildAlertState, list[EngineOutcome]]:
+    """The survivor's state after a merge made the merged child the same child, and the
+    alerts the joined story now raises (pure). Everything is judged again over the joined
+    records: a plan known to one record and an attendance to the other, or concerns that only
+    together reach a threshold, raise for the survivor; an occurrence already alerted for
+    either child is not raised again; one seen too late is marked, not raised."""
+    joined = absorb(survivor, merged)
+    if joined is survivor:
+        return survivor, []
+    return _judge(joined, rules, calendar, now=now, cause=None, cause_event_id="", focus=None)
+
+
+def evaluate_unmerge(
+    survivor: ChildAlertState,
+    restored_id: str,
+    rules: AlertRules,
+    *,
+    now: datetime,
+    calendar: SchoolCalendar,
+    cause: str,
+) -> tuple[ChildAlertState, list[EngineOutcome]]:
+    """The survivor's state after the merge with ``restored_id`` was undone, and the alerts
+    withdrawn because they rested on what it gave back (pure; ``cause`` names the un-merge).
+    Each record given back is judged as if retracted from the survivor: an alert resting on
+    it is withdrawn unless it still holds without it. The restored child's own state is as
+    the merge left it."""
+    state, gone = give_back(survivor, restored_id)
+    outcomes: list[EngineOutcome] = []
+    for event_id in sorted(gone):
+        state, produced = _judge(
+            state, rules, calendar, now=now, cause=event_id, cause_event_id=cause, focus=None
+        )
+        outcomes += produced
+    return state, outcomes

@@ -22,12 +22,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.alerts.calendar import SchoolCalendar
-from hub.alerts.engine import EngineOutcome, evaluate
+from hub.alerts.engine import EngineOutcome, evaluate, evaluate_merge, evaluate_unmerge
 from hub.alerts.escalation import escalations_due
 from hub.alerts.facts import HubEventFacts
 from hub.alerts.model import AlertEscalated, AlertRaised, AlertWithdrawn
@@ -35,20 +36,33 @@ from hub.alerts.rules import AlertRules
 from hub.alerts.state import ChildAlertState
 from hub.alerts.store import AlertStore
 
-__all__ = ["AlertProcessor", "OnCommitted", "Outbox", "PositionedFacts"]
+__all__ = ["AlertProcessor", "IdentityChange", "OnCommitted", "Outbox", "PositionedFacts"]
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class IdentityChange:
+    """A merge (``merged``: ``other`` is now ``survivor``) or its undoing (``unmerged``:
+    ``other`` is restored from ``survivor``), as decided on `hub.events` (``merge_id``)."""
+
+    kind: Literal["merged", "unmerged"]
+    survivor: str
+    other: str
+    merge_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class PositionedFacts:
     """A `hub.events` record's facts and log position; ``facts`` None for a record that was
-    dead-lettered (its position still advances)."""
+    dead-lettered, or an identity decision (``identity`` then says which, if the engine
+    acts on it); its position advances either way."""
 
     facts: HubEventFacts | None
     topic: str
     partition: int
     offset: int
+    identity: IdentityChange | None = None
 
 
 OnCommitted = Callable[[list[EngineOutcome]], Awaitable[None]]
@@ -148,6 +162,9 @@ class AlertProcessor:
                 saved.clear()
                 rest = batch.fresh[batch.start :]
                 children = {i.facts.child_id for i in rest if i.facts is not None}
+                children |= {
+                    c for i in rest if i.identity for c in (i.identity.survivor, i.identity.other)
+                }
                 await self._load(conn, children, batch)
                 batch.opened = True
             changed: dict[str, ChildAlertState] = {}
@@ -159,7 +176,15 @@ class AlertProcessor:
                 item = batch.fresh[n]
                 key = (item.topic, item.partition)
                 positions[key] = max(positions.get(key, 0), item.offset + 1)
+                if item.identity is not None:
+                    survivor, produced = await self._identity(conn, item.identity, batch, now)
+                    if survivor is not None:
+                        states[survivor.child_id] = changed[survivor.child_id] = survivor
+                    outcomes += produced
                 if item.facts is None:
+                    if outcomes and n + 1 < end:
+                        end = n + 1  # commit this alert now; the rest follows in the next part
+                        break
                     continue
                 facts = item.facts
                 for child_id in [facts.child_id, *await self._household(conn, facts, batch)]:
@@ -199,6 +224,39 @@ class AlertProcessor:
                     cause_event_id=outcome.cause_event_id,
                 )
         return outcomes
+
+    async def _identity(
+        self, conn: AsyncConnection, change: IdentityChange, batch: _Batch, now: datetime
+    ) -> tuple[ChildAlertState | None, list[EngineOutcome]]:
+        """The survivor's state after a merge or un-merge (None: unchanged) and its alerts."""
+        states = batch.states
+        await self._load(conn, {change.survivor, change.other} - states.keys(), batch)
+        survivor = states.get(change.survivor) or ChildAlertState(child_id=change.survivor)
+        if change.kind == "merged":
+            other = states.get(change.other) or ChildAlertState(child_id=change.other)
+            new, produced = evaluate_merge(
+                survivor, other, self._rules, now=now, calendar=self._calendar
+            )
+        else:
+            new, produced = evaluate_unmerge(
+                survivor,
+                change.other,
+                self._rules,
+                now=now,
+                calendar=self._calendar,
+                cause=f"identity.unmerged:{change.merge_id}",
+            )
+        if new is survivor:
+            return None, []
+        log.info(
+            "alerts.identity_applied",
+            kind=change.kind,
+            merge_id=change.merge_id,
+            child_id=change.survivor,
+            other_child_id=change.other,
+            outcomes=len(produced),
+        )
+        return new, produced
 
     async def _load(self, conn: AsyncConnection, child_ids: set[str], batch: _Batch) -> None:
         """Load these children's saved states into ``batch.states``, and note in

@@ -19,12 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.alerts.facts import HubEventFacts, PractitionerFacts
 
 __all__ = [
+    "Absorbed",
     "AlertMark",
     "ChildAlertState",
     "MarkStatus",
     "Record",
     "Supersession",
+    "absorb",
     "fold",
+    "give_back",
     "involvement_spans",
     "lead_of",
     "local_date",
@@ -103,6 +106,19 @@ class AlertMark(_Value):
         return self.status is not MarkStatus.withdrawn
 
 
+class Absorbed(_Value):
+    """What a merge added to the surviving child's state from the merged child's, so that an
+    un-merge can take exactly that away again: records, supersessions, alert marks (under
+    the survivor's keys), household keys, and schools with the survivor's own time before
+    (None: the survivor had none from that school)."""
+
+    records: tuple[str, ...] = ()
+    superseded: tuple[str, ...] = ()
+    marks: tuple[str, ...] = ()
+    household_keys: tuple[str, ...] = ()
+    schools: dict[str, datetime | None] = Field(default_factory=dict)
+
+
 class ChildAlertState(_Value):
     """Everything the alert rules know about one child (JSON-serialisable for snapshots)."""
 
@@ -113,6 +129,8 @@ class ChildAlertState(_Value):
     """Schools-kind agencies that sent events about the child, with the latest event time."""
     household_keys: tuple[str, ...] = ()
     alerts: dict[str, AlertMark] = Field(default_factory=dict)
+    absorbed: dict[str, Absorbed] = Field(default_factory=dict)
+    """Per child merged into this one (by its id): what the merge added here."""
 
     @property
     def school(self) -> str | None:
@@ -283,3 +301,94 @@ def open_at(spans: list[Span], at: datetime) -> list[tuple[str, str, list[str]]]
 def open_involvements(state: ChildAlertState, at: datetime) -> list[tuple[str, str, list[str]]]:
     """Involvements open at an instant: (involvement id, type, ids of the events that say so)."""
     return open_at(involvement_spans(state), at)
+
+
+def _rekey(occurrence_key: str, child_id: str) -> str:
+    """An occurrence key (``rule|child|part``) with another child's id in it."""
+    rule_id, _, rest = occurrence_key.partition("|")
+    _, _, part = rest.partition("|")
+    return f"{rule_id}|{child_id}|{part}"
+
+
+def absorb(survivor: ChildAlertState, merged: ChildAlertState) -> ChildAlertState:
+    """The survivor's state once a merge has made the merged child the same child (pure).
+
+    The merged child's records, supersessions, household keys and schools join the
+    survivor's (the survivor's own win where both hold one). Its alert marks come over under
+    the survivor's occurrence keys, keeping their alert ids, so an occurrence already alerted
+    for either child is not alerted again. What was added is noted in ``absorbed`` for an
+    un-merge. Merging the same child again changes nothing.
+    """
+    if merged.child_id == survivor.child_id or merged.child_id in survivor.absorbed:
+        return survivor
+    records = dict(survivor.records)
+    added_records = tuple(k for k in sorted(merged.records) if k not in records)
+    records.update((k, merged.records[k]) for k in added_records)
+    superseded = dict(survivor.superseded)
+    added_superseded = tuple(k for k in sorted(merged.superseded) if k not in superseded)
+    superseded.update((k, merged.superseded[k]) for k in added_superseded)
+    marks = dict(survivor.alerts)
+    added_marks: list[str] = []
+    for key, mark in sorted(merged.alerts.items()):
+        mine = _rekey(key, survivor.child_id)
+        if mine not in marks:
+            marks[mine] = mark.model_copy(update={"occurrence_key": mine})
+            added_marks.append(mine)
+    schools = dict(survivor.schools)
+    before: dict[str, datetime | None] = {}
+    for agency_id, at in merged.schools.items():
+        own = schools.get(agency_id)
+        if own is None or at > own:
+            before[agency_id] = own
+            schools[agency_id] = at
+    keys = tuple(k for k in merged.household_keys if k not in survivor.household_keys)
+    return survivor.model_copy(
+        update={
+            "records": records,
+            "superseded": superseded,
+            "alerts": marks,
+            "schools": schools,
+            "household_keys": tuple(sorted({*survivor.household_keys, *keys})),
+            "absorbed": {
+                **survivor.absorbed,
+                merged.child_id: Absorbed(
+                    records=added_records,
+                    superseded=added_superseded,
+                    marks=tuple(added_marks),
+                    household_keys=keys,
+                    schools=before,
+                ),
+            },
+        }
+    )
+
+
+def give_back(survivor: ChildAlertState, restored_id: str) -> tuple[ChildAlertState, set[str]]:
+    """The survivor's state once the merge with ``restored_id`` is undone (pure), and the
+    ids of the records it gave back. What the merge added goes; what the survivor had, or
+    has learned since, stays. Nothing to give back: the state unchanged and no ids."""
+    taken = survivor.absorbed.get(restored_id)
+    if taken is None:
+        return survivor, set()
+    records = {k: v for k, v in survivor.records.items() if k not in taken.records}
+    superseded = {k: v for k, v in survivor.superseded.items() if k not in taken.superseded}
+    marks = {k: v for k, v in survivor.alerts.items() if k not in taken.marks}
+    schools = dict(survivor.schools)
+    for agency_id, own in taken.schools.items():
+        if own is None:
+            schools.pop(agency_id, None)
+        else:
+            schools[agency_id] = own
+    keys = tuple(k for k in survivor.household_keys if k not in taken.household_keys)
+    absorbed = {k: v for k, v in survivor.absorbed.items() if k != restored_id}
+    state = survivor.model_copy(
+        update={
+            "records": records,
+            "superseded": superseded,
+            "alerts": marks,
+            "schools": schools,
+            "household_keys": keys,
+            "absorbed": absorbed,
+        }
+    )
+    return state, set(taken.records)

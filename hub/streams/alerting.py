@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from contracts import ContractValidationError, parse_envelope
 from hub.alerts.engine import EngineOutcome
 from hub.alerts.facts import facts_from_envelope
-from hub.alerts.processing import AlertProcessor, PositionedFacts
+from hub.alerts.processing import AlertProcessor, IdentityChange, PositionedFacts
 from hub.crypto.data_keys import KeyDestroyed, UnknownDataKey
 from hub.crypto.encryption import FieldCipher, FieldDecryptionFailed
 from hub.observability import Metrics, get_logger
@@ -53,29 +53,26 @@ class AlertConsumer:
         for record in records:
             facts = None
             if IdentityHubEvent.is_one(record.value):
-                # Merge decisions change whose story it is, not what happened: no alert facts.
-                items.append(PositionedFacts(None, record.topic, record.partition, record.offset))
+                # A merge joins two children's alert states (or an un-merge parts them): no
+                # facts of its own, but the joined story may raise (or withdraw) alerts.
+                items.append(
+                    PositionedFacts(
+                        None,
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        identity=_identity_change(record),
+                    )
+                )
                 continue
             try:
                 sealed = SealedHubEvent.model_validate_json(record.value)
                 opened = await self._cipher.open_envelope(sealed.child_id, sealed.envelope)
                 facts = facts_from_envelope(parse_envelope(opened), sealed.child_id)
             except (ValidationError, ContractValidationError, FieldDecryptionFailed):
-                log.warning(
-                    "alerts.record_skipped",
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    cause="invalid",
-                )
+                _skipped(record, "invalid")
             except (KeyDestroyed, UnknownDataKey):
-                log.info(
-                    "alerts.record_skipped",
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    cause="erased",
-                )
+                _skipped(record, "erased", warn=False)
             items.append(PositionedFacts(facts, record.topic, record.partition, record.offset))
         outcomes = await self._processor.handle(items, on_committed=self._committed)
         self._metrics.events_out.labels(PROCESSOR, "alert_changes")  # exported from batch one
@@ -85,6 +82,42 @@ class AlertConsumer:
         """Count the alert changes of a part of a batch as soon as it has committed (their
         webhooks were queued in its transaction: the processor's outbox)."""
         self._metrics.events_out.labels(PROCESSOR, "alert_changes").inc(len(outcomes))
+
+
+def _identity_change(record: ConsumedRecord) -> IdentityChange | None:
+    """The merge or un-merge an identity record decides (None: a kept-apart decision, or a
+    record that does not parse, logged by position)."""
+    try:
+        event = IdentityHubEvent.model_validate_json(record.value)
+        data = event.data
+        if event.type == "identity.merged":
+            return IdentityChange(
+                "merged",
+                str(data["surviving_child_id"]),
+                str(data["merged_child_id"]),
+                str(data["merge_id"]),
+            )
+        if event.type == "identity.unmerged":
+            return IdentityChange(
+                "unmerged",
+                str(data["from_child_id"]),
+                str(data["restored_child_id"]),
+                str(data["merge_id"]),
+            )
+    except (ValidationError, KeyError):
+        _skipped(record, "invalid_identity_record")
+    return None
+
+
+def _skipped(record: ConsumedRecord, cause: str, *, warn: bool = True) -> None:
+    """Log a record the engine cannot use, by its position only."""
+    (log.warning if warn else log.info)(
+        "alerts.record_skipped",
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        cause=cause,
+    )
 
 
 async def run_escalations(processor: AlertProcessor, *, every_seconds: float = 30.0) -> None:

@@ -22,8 +22,8 @@ from contracts import AgencyKind, EventType
 from hub.alerts import processing
 from hub.alerts.calendar import load_calendar
 from hub.alerts.engine import EngineOutcome
-from hub.alerts.model import AlertStatus
-from hub.alerts.processing import AlertProcessor, Outbox, PositionedFacts
+from hub.alerts.model import AlertRaised, AlertStatus
+from hub.alerts.processing import AlertProcessor, IdentityChange, Outbox, PositionedFacts
 from hub.alerts.rules import load_rules
 from hub.alerts.state import ChildAlertState
 from hub.alerts.store import AlertNotFound, AlertNotOpen, AlertStore
@@ -36,9 +36,11 @@ from hub.store.db import create_engine, migrate
 from tests.support.databases import BACKENDS, fresh_database_url, upgrade_to
 from tests.unit.alerts.conftest import (
     CALENDAR_FILE,
+    CHILD,
     RULES_FILE,
     T0,
     attendance,
+    concern,
     incident,
     plan,
     retraction,
@@ -730,3 +732,44 @@ class TestHouseholdNotice:
             assert await store.load_states(conn, [THEO]) == before
         out = await processor.handle(batch(notice(), start=3))
         assert [(o.child_id, o.reason) for o in out] == [(RUBY, "no_school_known")]
+
+
+class TestMerges:
+    """A merge on `hub.events` joins two children's alert states in the store; an un-merge
+    parts them again."""
+
+    async def test_a_merge_alerts_the_joined_story_and_an_unmerge_withdraws_it(
+        self, store, processor, clock
+    ):
+        """Concerns linked to two children reach the threshold only together: the merge
+        record raises the front door's alert for the surviving child, once however often the
+        batch is replayed, and survives a reload; the un-merge withdraws it."""
+        police, health = "northshire-police", "northshire-health"
+        other = "ch-0002"
+        concerns = [
+            concern("c-1", T0 - timedelta(days=4), police),
+            concern("c-2", T0 - timedelta(days=2), police),
+            replace(concern("c-3", T0 - timedelta(days=1), health), child_id=other),
+        ]
+        assert await processor.handle(batch(*concerns)) == []
+        merged = IdentityChange("merged", CHILD, other, "m-1")
+        items = [PositionedFacts(None, TOPIC, 0, 3, identity=merged)]
+        [alert] = await processor.handle(items)
+        assert isinstance(alert, AlertRaised)
+        assert (alert.child_id, alert.rule_id, alert.trigger_event_ids) == (
+            CHILD,
+            "accumulating_concerns",
+            ("c-1", "c-2", "c-3"),
+        )
+        assert await processor.handle(items) == []  # replayed: below the saved position
+        again = make_processor(AlertStore(store.engine), clock)
+        async with store.engine.connect() as conn:
+            [kept] = (await AlertStore(store.engine).load_states(conn, [CHILD])).values()
+        assert set(kept.absorbed) == {other}
+
+        undone = IdentityChange("unmerged", CHILD, other, "m-1")
+        [gone] = await again.handle([PositionedFacts(None, TOPIC, 0, 4, identity=undone)])
+        assert (gone.alert_id, type(gone).__name__) == (alert.alert_id, "AlertWithdrawn")
+        assert [
+            a.alert_id for a in await store.open_alerts(["team:northshire-cs:front-door"])
+        ] == []
