@@ -168,7 +168,13 @@ class TestHeldDelivery:
 
             [copy] = await poll(sent)
             assert "related" not in copy["person"] and "address" not in copy["person"]
-            [done] = [d for d in await ledger("delivered") if d["subject_id"] == MIA_CONCERN]
+
+            async def recorded() -> list[dict[str, Any]] | None:
+                # The copy reaches the topic just before the ledger and audit commit.
+                rows = [d for d in await ledger("delivered") if d["subject_id"] == MIA_CONCERN]
+                return rows or None
+
+            [done] = await poll(recorded)
             assert done["delivery_id"] == waiting["delivery_id"]
             r = await client.get(
                 f"{hub.url}/api/v1/audit", params={"action": "delivery.pushed"}, headers=ig

@@ -4,6 +4,7 @@ matched at ingest, a possible match reviewed and merged, the merge undone, and t
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,6 +18,11 @@ from tests.support.hub_process import HubProcess, poll
 pytestmark = pytest.mark.e2e
 
 MILL_LANE = {"lines": ["3 Mill Lane", "Northtown"], "postcode": "NS1 4MB"}
+DAY_BEFORE = datetime.now(UTC) - timedelta(days=1)  # recent enough for alerts to be raised
+WHEN = {
+    "time": DAY_BEFORE.isoformat(),
+    "recorded_at": (DAY_BEFORE + timedelta(hours=1)).isoformat(),
+}
 JAYDEN_UPN = valid_upn(7701)
 AYESHA_UPN = valid_upn(7702)
 
@@ -50,11 +56,14 @@ def school_concern(n: int, who: dict[str, Any]) -> dict[str, Any]:
         lawful_basis="public_task",
         sensitivity=[],
         person=who,
+        **WHEN,
     )
 
 
 def police_notice(n: int, who: dict[str, Any], subject: str) -> dict[str, Any]:
-    return example_envelope(id=f"northshire-police:fam-{n:04d}", subject=subject, person=who)
+    return example_envelope(
+        id=f"northshire-police:fam-{n:04d}", subject=subject, person=who, **WHEN
+    )
 
 
 async def submit(client: httpx.AsyncClient, hub: HubProcess, envelope: dict[str, Any]) -> None:
@@ -143,6 +152,13 @@ class TestIdentityAndFamily:
                 return story if story["merged_from"] == [provisional] else None
 
             story = await poll(merged)
+            # Three concerns from two agencies only once joined: the front door hears of them.
+            [alert] = await poll(lambda: front_door_alerts(client, hub, jayden))
+            assert set(alert["trigger_event_ids"]) == {
+                "northshire-primary:fam-0001",
+                "northshire-police:fam-0003",
+                "northshire-police:fam-0004",
+            }
             assert set(event_ids(story)) == {
                 "northshire-primary:fam-0001",
                 "northshire-police:fam-0003",
@@ -174,6 +190,12 @@ class TestIdentityAndFamily:
 
             story = await poll(unmerged)
             assert "northshire-police:fam-0004" not in event_ids(story)
+            # The alert needed the cousin's record: withdrawn with the merge, off the inbox.
+
+            async def withdrawn() -> bool:
+                return await front_door_alerts(client, hub, jayden) is None
+
+            assert await poll(withdrawn)
             assert event_ids(await narrative(client, hub, provisional)) == [
                 "northshire-police:fam-0004"
             ]
@@ -198,6 +220,21 @@ class TestIdentityAndFamily:
                 ),
             )
             assert refused.status_code == 403
+
+
+async def front_door_alerts(
+    client: httpx.AsyncClient, hub: HubProcess, child_id: str
+) -> list[dict[str, Any]] | None:
+    """The front door's open accumulating-concerns alerts about the child (None: none)."""
+    headers = hub.headers(sub="mash-1", role=Role.duty_officer, team="front-door")
+    r = await client.get(f"{hub.url}/api/v1/alerts", headers=headers)
+    r.raise_for_status()
+    found = [
+        a
+        for a in r.json()["alerts"]
+        if a["child_id"] == child_id and a["rule_id"] == "accumulating_concerns"
+    ]
+    return found or None
 
 
 async def _stored(hub: HubProcess, child_id: str, at_least: int) -> bool | None:

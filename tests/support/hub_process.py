@@ -81,11 +81,12 @@ class HubProcess:
         sub: str = "duty-1",
         agency: str = "northshire-cs",
         role: Role = Role.duty_officer,
+        team: str | None = None,
         ttl: timedelta = timedelta(minutes=30),
     ) -> str:
         """A token signed with this hub's local key (default: the CSC duty officer, whom the
         default rules show partners' concerns about any child, as MASH triage needs)."""
-        return self._issuer.issue(sub=sub, agency=agency, role=role, ttl=ttl)
+        return self._issuer.issue(sub=sub, agency=agency, role=role, team=team, ttl=ttl)
 
     def headers(self, **kwargs: Any) -> dict[str, str]:
         """Authorization header for a token (see ``token``)."""
