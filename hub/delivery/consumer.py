@@ -11,18 +11,20 @@ dead-letters invalid records, and an erased child's events must never leave the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from pydantic import ValidationError
 
 from contracts import ContractValidationError, Envelope, parse_envelope
+from contracts.events import ContactRecorded
 from hub.crypto.data_keys import KeyDestroyed, UnknownDataKey
 from hub.crypto.encryption import FieldCipher, FieldDecryptionFailed
 from hub.delivery.context import ChildSnapshot
 from hub.delivery.store import DeliveryStore, StoredDelivery
 from hub.delivery.topics import DeliveryCounts, DeliveryEvent, TopicDeliveryProcessor
+from hub.domain.chronology import MILESTONE_CONTACT_TYPES
 from hub.observability import get_logger
 from hub.streams.projector import OpenedEvents
 from hub.streams.records import ConsumedRecord
@@ -76,33 +78,30 @@ class DeliveryConsumer:
         if not opened_here:  # merges only, or nothing that opens: no connection to check out
             return DeliveryCounts(published=0, denied=0, duplicates=0)
         counts = await self._deliver(opened_here)
-        # This batch may have recorded what a held delivery waits for (a strategy meeting);
-        # what it held itself has just been decided. The batch is stored and delivered: a
-        # failure here is left to the due sweep, not allowed to fail (and replay) the batch.
+        # A held delivery waits for a time (the sweep's) or a milestone: a batch recording
+        # one for a child (a strategy meeting) may release the child's. What the batch held
+        # itself has just been decided. The batch is stored and delivered: a failure here is
+        # left to the due sweep, not allowed to fail (and replay) the batch.
+        milestones = [child_id for child_id, env, _ in opened_here if _records_milestone(env)]
+        if not milestones:
+            return counts
         try:
-            released = await self.release(
-                child_ids=[child_id for child_id, _, _ in opened_here],
-                decided={envelope.id for _, envelope, _ in opened_here},
-            )
+            released = await self.release(child_ids=milestones)
         except Exception:
             log.exception("delivery.held_release_failed")
             return counts
         return _sum(counts, released)
 
     async def release(
-        self,
-        *,
-        child_ids: Sequence[str] = (),
-        due_by: datetime | None = None,
-        decided: Collection[str] = (),
+        self, *, child_ids: Sequence[str] = (), due_by: datetime | None = None
     ) -> DeliveryCounts:
         """Decide again the held deliveries of these children (their story changed), or those
         whose delay ends by ``due_by``: each one this process takes is sent if the rules now
         permit it, held again if a delay still holds it, and withheld for good otherwise, or
-        when its event has since been corrected or retracted, or its child erased. Events in
-        ``decided`` were decided just now (this batch's own): they are left as they are."""
-        found = await self._ledger.held(child_ids=child_ids, due_by=due_by)
-        candidates = [row for row in found if row.subject_id not in decided]
+        when its event has since been corrected or retracted, or its child erased. (A hold
+        decided again unchanged writes no new audit record, so deciding one of the batch's
+        own holds again costs a write, not a record.)"""
+        candidates = await self._ledger.held(child_ids=child_ids, due_by=due_by)
         if not candidates:
             return DeliveryCounts()
         until = self._clock() + self._lease
@@ -188,6 +187,12 @@ class DeliveryConsumer:
     @staticmethod
     def _skipped(where: Mapping[str, object], cause: str, exc: Exception) -> None:
         log.info("delivery.record_skipped", **where, cause=cause, error_class=type(exc).__name__)
+
+
+def _records_milestone(envelope: Envelope) -> bool:
+    """Whether the event records a case milestone (a strategy meeting, say)."""
+    data = envelope.data
+    return isinstance(data, ContactRecorded) and data.contact_type.value in MILESTONE_CONTACT_TYPES
 
 
 _Opened = tuple[str, Envelope, str]

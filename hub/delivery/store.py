@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -219,26 +219,31 @@ class DeliveryStore:
         await conn.execute(self._insert(deliveries).on_conflict_do_nothing(), rows)
 
     async def held(
-        self, *, due_by: datetime | None = None, child_ids: Sequence[str] = (), limit: int = 100
+        self,
+        *,
+        due_by: datetime | None = None,
+        child_ids: Sequence[str] = (),
+        limit: int = 100,
+        recheck_after: timedelta = timedelta(days=1),
     ) -> list[StoredDelivery]:
         """Held deliveries to decide again, oldest change first: those of these children
-        (their story changed), or with ``due_by`` those whose delay ends by then, and those a
-        process took and did not finish (its lease ended by then)."""
+        (a milestone recorded for them), or with ``due_by`` those whose delay ends by then,
+        those a process took and did not finish (its lease ended by then), and, as a
+        backstop, those waiting for a milestone not decided for ``recheck_after``."""
         c = deliveries.c
+        held = c.status == DeliveryStatus.held.value
         if child_ids:
-            where = and_(
-                c.status == DeliveryStatus.held.value, c.child_id.in_(sorted(set(child_ids)))
-            )
+            where = and_(held, c.child_id.in_(sorted(set(child_ids))))
         elif due_by is not None:
             taken_and_left = and_(
                 c.status == DeliveryStatus.pending.value,
                 c.kind == "topic",
                 c.body.is_not(None),
             )
-            where = and_(
-                or_(c.status == DeliveryStatus.held.value, taken_and_left),
-                c.next_attempt_at <= due_by,
+            waiting_long = and_(
+                held, c.next_attempt_at.is_(None), c.updated_at <= due_by - recheck_after
             )
+            where = or_(and_(or_(held, taken_and_left), c.next_attempt_at <= due_by), waiting_long)
         else:
             return []
         stmt = select(deliveries).where(where).order_by(c.updated_at, c.delivery_id).limit(limit)

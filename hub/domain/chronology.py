@@ -34,6 +34,8 @@ _STATUS_OF = {
 }
 _PLAN_TYPES = frozenset(_STATUS_OF)
 _MILESTONE_CONTACTS = {"strategy_meeting": "strategy_meeting"}
+MILESTONE_CONTACT_TYPES = frozenset(_MILESTONE_CONTACTS)
+"""Contact types that record a case milestone (what a sharing rule's delay may wait for)."""
 SITUATION_AGENCY_KINDS = frozenset({"schools"})
 """Agency kinds whose every entry counts in ``situation_of``: a school's entries make the
 school involved (readers of a situation read these kinds' entries whatever their family)."""

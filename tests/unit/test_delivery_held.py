@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from contracts import parse_envelope
+from contracts.examples import example_data, example_envelope
 from hub.crypto.encryption import FieldCipher
 from hub.crypto.fakes import MemoryDataKeys
 from hub.delivery.config import load_subscribers
@@ -225,6 +227,33 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         yield built
 
 
+async def meeting_record(world: World, offset: int, at: datetime) -> ConsumedRecord:
+    """Children's services' record of a strategy meeting about the child, held at ``at``."""
+    data = example_data("contact.recorded")
+    data["contact_type"] = "strategy_meeting"
+    data["ended_at"] = (at + timedelta(hours=1)).isoformat()
+    plain = example_envelope(
+        id=f"northshire-cs:meeting-{offset}",
+        source="urn:agency:northshire-cs",
+        type="contact.recorded",
+        agency_id="northshire-cs",
+        agency_kind="childrens_services",
+        time=at.isoformat(),
+        recorded_at=(at + timedelta(hours=1)).isoformat(),
+        data=data,
+    )
+    sealed = SealedHubEvent(
+        child_id=CHILD,
+        ingested_at=at,
+        envelope=await world.cipher.seal_envelope(
+            CHILD, parse_envelope(plain).model_dump(mode="json")
+        ),
+    )
+    return ConsumedRecord(
+        "hub.events", 0, offset, CHILD.encode(), sealed.model_dump_json().encode()
+    )
+
+
 class TestHeldByTime:
     async def test_sent_once_after_the_hours_pass(self, world: World) -> None:
         """Held at first (nothing sent, the decision audited, the sealed record kept with the
@@ -295,7 +324,13 @@ class TestHeldByMilestone:
         assert (counts.held, world.publish.sent) == (1, [])
         held = await world.row(self.cs_concern(1))
         assert (held.status, held.next_attempt_at) == (DeliveryStatus.held, None)
+        # A month on, the sweep's backstop decides it again: still held, nothing new audited.
+        audited = await world.actions()
         world.clock.now = EVENT_AT + timedelta(days=30)
+        assert await world.consumer.release(due_by=world.clock.now) == DeliveryCounts(
+            denied=1, held=1
+        )
+        assert (await world.actions(), world.publish.sent) == (audited, [])
         assert await world.consumer.release(due_by=world.clock.now) == DeliveryCounts()
 
         meeting = EVENT_AT + timedelta(days=2)
@@ -303,9 +338,12 @@ class TestHeldByMilestone:
             involved_agencies=frozenset({"northshire-primary"}),
             milestones={Milestone.strategy_meeting: meeting},
         )
-        # The meeting arrives as the child's next event (here a police concern of his own).
+        # An event that records no milestone leaves it alone; the meeting's batch releases it.
         counts = await world.consumer.handle_batch([await record(world.cipher, CHILD, 1, 2)])
-        assert counts.published == 2
+        assert (counts.published, world.published_ids()) == (1, [police_concern(2).id])
+        assert (await world.row(self.cs_concern(1))).status is DeliveryStatus.held
+        counts = await world.consumer.handle_batch([await meeting_record(world, 2, meeting)])
+        assert counts.published == 1
         assert world.published_ids() == [police_concern(2).id, self.cs_concern(1)]
         assert (await world.row(self.cs_concern(1))).status is DeliveryStatus.delivered
 
@@ -373,8 +411,8 @@ class TestDecidedOnce:
         assert world.published_ids() == [police_concern(1).id]
 
     async def test_held_again_unchanged_is_not_audited_again(self, world: World) -> None:
-        """A milestone wait decided again by every batch of the child writes no new record
-        while nothing changed."""
+        """A meeting recorded, but one held before the concern: the concern waits on, and
+        deciding it again writes no new record while nothing changed."""
         world.story.snapshot = ChildSnapshot(involved_agencies=frozenset({"northshire-primary"}))
         cs = police_concern(1, kind="childrens_services")
         sealed = SealedHubEvent(
@@ -387,13 +425,18 @@ class TestDecidedOnce:
             [ConsumedRecord("hub.events", 0, 0, CHILD.encode(), value)]
         )
         before = await world.actions()
-        for n in range(2, 5):
-            counts = await world.consumer.handle_batch([await record(world.cipher, CHILD, n, n)])
-            assert counts.held >= 1
+        earlier = EVENT_AT - timedelta(days=3)
+        world.story.snapshot = ChildSnapshot(
+            involved_agencies=frozenset({"northshire-primary"}),
+            milestones={Milestone.strategy_meeting: earlier},
+        )
+        for n in range(2, 4):
+            await world.consumer.handle_batch([await meeting_record(world, n, earlier)])
         after = await world.actions()
-        # The three new police concerns are held and audited; the waiting concern is not.
-        assert after[len(before) :].count(AuditAction.delivery_withheld.value) == 3
-        assert (await world.row(cs.id)).status is DeliveryStatus.held
+        # Each meeting itself is audited as not shared with the school; the concern is not.
+        assert after[len(before) :].count(AuditAction.delivery_withheld.value) == 2
+        waiting = await world.row(cs.id)
+        assert (waiting.status, waiting.attempts) == (DeliveryStatus.held, 2)
 
     async def test_a_subscriber_no_longer_configured_is_withheld(self, tmp_path: Path) -> None:
         """A held delivery of a system removed from the configuration is withheld for good
