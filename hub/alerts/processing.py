@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -177,9 +177,9 @@ class AlertProcessor:
                 key = (item.topic, item.partition)
                 positions[key] = max(positions.get(key, 0), item.offset + 1)
                 if item.identity is not None:
-                    survivor, produced = await self._identity(conn, item.identity, batch, now)
-                    if survivor is not None:
-                        states[survivor.child_id] = changed[survivor.child_id] = survivor
+                    moved, produced = await self._identity(conn, item.identity, batch, now)
+                    for child_id, state in moved.items():
+                        states[child_id] = changed[child_id] = state
                     outcomes += produced
                 if item.facts is None:
                     if outcomes and n + 1 < end:
@@ -187,6 +187,9 @@ class AlertProcessor:
                         break
                     continue
                 facts = item.facts
+                top = await self._top(conn, facts.child_id, batch)
+                if top != facts.child_id:  # linked before ingest knew of a merge
+                    facts = replace(facts, child_id=top)
                 for child_id in [facts.child_id, *await self._household(conn, facts, batch)]:
                     state = states.get(child_id) or ChildAlertState(child_id=child_id)
                     new_state, produced = evaluate(
@@ -227,36 +230,63 @@ class AlertProcessor:
 
     async def _identity(
         self, conn: AsyncConnection, change: IdentityChange, batch: _Batch, now: datetime
-    ) -> tuple[ChildAlertState | None, list[EngineOutcome]]:
-        """The survivor's state after a merge or un-merge (None: unchanged) and its alerts."""
+    ) -> tuple[dict[str, ChildAlertState], list[EngineOutcome]]:
+        """The states a merge or un-merge changes, and the alerts it raises or withdraws.
+
+        A merge joins the merged child's state into its survivor's (the survivor's own
+        survivor, if that child has since been merged on) and points the merged child's state
+        at it. An un-merge gives back, from the state that holds it now, what came from the
+        restored child, and points the restored child's state back at itself."""
         states = batch.states
         await self._load(conn, {change.survivor, change.other} - states.keys(), batch)
-        survivor = states.get(change.survivor) or ChildAlertState(child_id=change.survivor)
+        top = states.get(await self._top(conn, change.survivor, batch))
+        top = top or ChildAlertState(child_id=change.survivor)
+        other = states.get(change.other) or ChildAlertState(child_id=change.other)
         if change.kind == "merged":
-            other = states.get(change.other) or ChildAlertState(child_id=change.other)
+            if other.merged_into is not None:
+                return {}, []  # already merged (a redelivered decision)
             new, produced = evaluate_merge(
-                survivor, other, self._rules, now=now, calendar=self._calendar
+                top, other, self._rules, now=now, calendar=self._calendar
             )
+            moved = {new.child_id: new, other.child_id: other.model_copy(
+                update={"merged_into": new.child_id})}  # fmt: skip
         else:
             new, produced = evaluate_unmerge(
-                survivor,
+                top,
                 change.other,
                 self._rules,
                 now=now,
                 calendar=self._calendar,
                 cause=f"identity.unmerged:{change.merge_id}",
             )
-        if new is survivor:
-            return None, []
+            moved = {new.child_id: new}
+            if other.merged_into is not None:
+                moved[other.child_id] = other.model_copy(update={"merged_into": None})
         log.info(
             "alerts.identity_applied",
             kind=change.kind,
             merge_id=change.merge_id,
-            child_id=change.survivor,
+            child_id=top.child_id,
             other_child_id=change.other,
             outcomes=len(produced),
         )
-        return new, produced
+        return {k: v for k, v in moved.items() if v is not states.get(k)}, produced
+
+    async def _top(self, conn: AsyncConnection, child_id: str, batch: _Batch) -> str:
+        """The child whose state holds this child's story now: itself, or the survivor it
+        was merged into (followed while that child was merged on in turn)."""
+        seen = {child_id}
+        state = batch.states.get(child_id)
+        while state is not None and state.merged_into is not None:
+            nxt = state.merged_into
+            if nxt in seen:  # a cycle cannot be decided by merges; stop where it began
+                log.warning("alerts.merge_cycle", child_id=child_id)
+                return child_id
+            seen.add(nxt)
+            if nxt not in batch.states:
+                await self._load(conn, {nxt}, batch)
+            child_id, state = nxt, batch.states.get(nxt)
+        return child_id
 
     async def _load(self, conn: AsyncConnection, child_ids: set[str], batch: _Batch) -> None:
         """Load these children's saved states into ``batch.states``, and note in
@@ -299,7 +329,9 @@ class AlertProcessor:
         reached = sorted(
             c
             for c in members
-            if c in states and (incident or facts.supersedes in states[c].records)
+            if c in states
+            and states[c].merged_into is None  # its survivor holds its keys and story
+            and (incident or facts.supersedes in states[c].records)
         )
         if reached:
             log.info(

@@ -10,7 +10,7 @@ that arrives after its correction or retraction is ignored.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -117,6 +117,9 @@ class Absorbed(_Value):
     marks: tuple[str, ...] = ()
     household_keys: tuple[str, ...] = ()
     schools: dict[str, datetime | None] = Field(default_factory=dict)
+    via: str | None = None
+    """The child it was merged into, when that child was itself merged in later (None: this
+    state's own merge)."""
 
 
 class ChildAlertState(_Value):
@@ -130,7 +133,10 @@ class ChildAlertState(_Value):
     household_keys: tuple[str, ...] = ()
     alerts: dict[str, AlertMark] = Field(default_factory=dict)
     absorbed: dict[str, Absorbed] = Field(default_factory=dict)
-    """Per child merged into this one (by its id): what the merge added here."""
+    """Per child merged into this one, directly or through another (by its id): what the
+    merge added here."""
+    merged_into: str | None = None
+    """Set while this child is merged into another: its events go to that child's state."""
 
     @property
     def school(self) -> str | None:
@@ -229,19 +235,45 @@ def fold(state: ChildAlertState, facts: HubEventFacts) -> ChildAlertState:
         records[facts.event_id] = record
     schools = dict(state.schools)
     keys = state.household_keys
+    absorbed = state.absorbed
     if own:
         if facts.agency_kind == "schools":
             seen = schools.get(facts.agency_id)
             schools[facts.agency_id] = max(seen, facts.occurred_at) if seen else facts.occurred_at
         keys = tuple(sorted(set(keys) | set(facts.household_keys)))
+        if absorbed:
+            absorbed = _learned(absorbed, facts)
     return state.model_copy(
         update={
             "records": _prune(records),
             "superseded": superseded,
             "schools": schools,
             "household_keys": keys,
+            "absorbed": absorbed,
         }
     )
+
+
+def _learned(absorbed: dict[str, Absorbed], facts: HubEventFacts) -> dict[str, Absorbed]:
+    """What merges added, once the child's own event says some of it too: its household keys
+    are the child's own now, and its school's time is the child's own (an un-merge keeps
+    both)."""
+    school = facts.agency_id if facts.agency_kind == "schools" else None
+    out: dict[str, Absorbed] = {}
+    for child_id, taken in absorbed.items():
+        update: dict[str, object] = {}
+        if facts.household_keys and set(taken.household_keys) & set(facts.household_keys):
+            update["household_keys"] = tuple(
+                k for k in taken.household_keys if k not in facts.household_keys
+            )
+        if school is not None and school in taken.schools:
+            own = taken.schools[school]
+            update["schools"] = {
+                **taken.schools,
+                school: facts.occurred_at if own is None else max(own, facts.occurred_at),
+            }
+        out[child_id] = taken.model_copy(update=update) if update else taken
+    return out
 
 
 def lead_of(state: ChildAlertState, involvement_id: str) -> PractitionerFacts | None:
@@ -317,15 +349,17 @@ def absorb(survivor: ChildAlertState, merged: ChildAlertState) -> ChildAlertStat
     survivor's (the survivor's own win where both hold one). Its alert marks come over under
     the survivor's occurrence keys, keeping their alert ids, so an occurrence already alerted
     for either child is not alerted again. What was added is noted in ``absorbed`` for an
-    un-merge. Merging the same child again changes nothing.
+    un-merge, per child: what had come to the merged child from children merged into it
+    before is noted under those children (``via`` the merged child), so undoing either merge
+    later gives back the right part. Merging the same child again changes nothing.
     """
     if merged.child_id == survivor.child_id or merged.child_id in survivor.absorbed:
         return survivor
     records = dict(survivor.records)
-    added_records = tuple(k for k in sorted(merged.records) if k not in records)
+    added_records = {k for k in merged.records if k not in records}
     records.update((k, merged.records[k]) for k in added_records)
     superseded = dict(survivor.superseded)
-    added_superseded = tuple(k for k in sorted(merged.superseded) if k not in superseded)
+    added_superseded = {k for k in merged.superseded if k not in superseded}
     superseded.update((k, merged.superseded[k]) for k in added_superseded)
     marks = dict(survivor.alerts)
     added_marks: list[str] = []
@@ -341,54 +375,109 @@ def absorb(survivor: ChildAlertState, merged: ChildAlertState) -> ChildAlertStat
         if own is None or at > own:
             before[agency_id] = own
             schools[agency_id] = at
-    keys = tuple(k for k in merged.household_keys if k not in survivor.household_keys)
+    added_keys = {k for k in merged.household_keys if k not in survivor.household_keys}
+    absorbed = dict(survivor.absorbed)
+    # What came to the merged child from its own merges stays theirs: moved up, via it.
+    for child_id, taken in merged.absorbed.items():
+        absorbed[child_id] = taken.model_copy(
+            update={
+                "records": tuple(k for k in taken.records if k in added_records),
+                "superseded": tuple(k for k in taken.superseded if k in added_superseded),
+                "marks": (),
+                "household_keys": tuple(k for k in taken.household_keys if k in added_keys),
+                "via": taken.via or merged.child_id,
+            }
+        )
+    theirs = merged.absorbed.values()
+    absorbed[merged.child_id] = Absorbed(
+        records=tuple(sorted(added_records - {k for t in theirs for k in t.records})),
+        superseded=tuple(sorted(added_superseded - {k for t in theirs for k in t.superseded})),
+        marks=tuple(added_marks),
+        household_keys=tuple(sorted(added_keys - {k for t in theirs for k in t.household_keys})),
+        schools=before,
+    )
     return survivor.model_copy(
         update={
             "records": records,
             "superseded": superseded,
             "alerts": marks,
             "schools": schools,
-            "household_keys": tuple(sorted({*survivor.household_keys, *keys})),
-            "absorbed": {
-                **survivor.absorbed,
-                merged.child_id: Absorbed(
-                    records=added_records,
-                    superseded=added_superseded,
-                    marks=tuple(added_marks),
-                    household_keys=keys,
-                    schools=before,
-                ),
-            },
+            "household_keys": tuple(sorted({*survivor.household_keys, *added_keys})),
+            "absorbed": absorbed,
         }
     )
+
+
+def _parted(absorbed: dict[str, Absorbed], restored_id: str) -> set[str]:
+    """The restored child and every child that came in through it, directly or not."""
+    out = {restored_id} if restored_id in absorbed else set()
+    grew = bool(out)
+    while grew:
+        more = {c for c, t in absorbed.items() if t.via in out and c not in out}
+        out |= more
+        grew = bool(more)
+    return out
+
+
+_UNCHANGED = datetime.min.replace(tzinfo=UTC)
+"""``_school_before``: the survivor's time for the school does not depend on the entry."""
+
+
+def _school_before(
+    absorbed: dict[str, Absorbed], entry: Absorbed, agency_id: str, before: datetime | None
+) -> datetime | None:
+    """A school's time once ``entry`` is given back: the latest of the times it replaced,
+    up the chain of merges it came through, or ``_UNCHANGED`` when a later merge in that
+    chain did not take that school's time from it (the survivor's own was later)."""
+    times = [before]
+    step = entry
+    while step.via is not None:
+        parent = absorbed.get(step.via)
+        if parent is None or agency_id not in parent.schools:
+            return _UNCHANGED
+        times.append(parent.schools[agency_id])
+        step = parent
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
 
 
 def give_back(survivor: ChildAlertState, restored_id: str) -> tuple[ChildAlertState, set[str]]:
     """The survivor's state once the merge with ``restored_id`` is undone (pure), and the
-    ids of the records it gave back. What the merge added goes; what the survivor had, or
-    has learned since, stays. Nothing to give back: the state unchanged and no ids."""
-    taken = survivor.absorbed.get(restored_id)
-    if taken is None:
+    ids of the records it gave back. What the merge added goes, with what came in through
+    the restored child from its own earlier merges; what the survivor had, or has learned
+    itself since (its own events' schools and household keys), stays. Nothing to give back:
+    the state unchanged and no ids."""
+    parted = _parted(survivor.absorbed, restored_id)
+    if not parted:
         return survivor, set()
-    records = {k: v for k, v in survivor.records.items() if k not in taken.records}
-    superseded = {k: v for k, v in survivor.superseded.items() if k not in taken.superseded}
-    marks = {k: v for k, v in survivor.alerts.items() if k not in taken.marks}
+    taken = [survivor.absorbed[c] for c in parted]
+    gone_records = {k for t in taken for k in t.records}
+    gone_superseded = {k for t in taken for k in t.superseded}
+    gone_marks = {k for t in taken for k in t.marks}
+    gone_keys = {k for t in taken for k in t.household_keys}
     schools = dict(survivor.schools)
-    for agency_id, own in taken.schools.items():
-        if own is None:
-            schools.pop(agency_id, None)
-        else:
-            schools[agency_id] = own
-    keys = tuple(k for k in survivor.household_keys if k not in taken.household_keys)
-    absorbed = {k: v for k, v in survivor.absorbed.items() if k != restored_id}
+    for child_id in parted:
+        entry = survivor.absorbed[child_id]
+        if entry.via in parted:
+            continue  # the child it came through gives back its own and this one's times
+        for agency_id, before in entry.schools.items():
+            restored = _school_before(survivor.absorbed, entry, agency_id, before)
+            if restored is _UNCHANGED:
+                continue
+            if restored is None:
+                schools.pop(agency_id, None)
+            else:
+                schools[agency_id] = restored
     state = survivor.model_copy(
         update={
-            "records": records,
-            "superseded": superseded,
-            "alerts": marks,
+            "records": {k: v for k, v in survivor.records.items() if k not in gone_records},
+            "superseded": {
+                k: v for k, v in survivor.superseded.items() if k not in gone_superseded
+            },
+            "alerts": {k: v for k, v in survivor.alerts.items() if k not in gone_marks},
             "schools": schools,
-            "household_keys": keys,
-            "absorbed": absorbed,
+            "household_keys": tuple(k for k in survivor.household_keys if k not in gone_keys),
+            "absorbed": {k: v for k, v in survivor.absorbed.items() if k not in parted},
         }
     )
-    return state, set(taken.records)
+    return state, gone_records

@@ -773,3 +773,20 @@ class TestMerges:
         assert [
             a.alert_id for a in await store.open_alerts(["team:northshire-cs:front-door"])
         ] == []
+
+    async def test_an_event_linked_to_the_merged_child_joins_the_survivor(self, store, processor):
+        """An attendance that ingest linked to the merged child's id before it knew of the
+        merge reaches the survivor's state: the plan there makes it an alert for the
+        survivor's social worker; the merged child's state takes nothing."""
+        other = "ch-0002"
+        await processor.handle(batch(plan()))
+        merged = IdentityChange("merged", CHILD, other, "m-1")
+        assert await processor.handle([PositionedFacts(None, TOPIC, 0, 1, identity=merged)]) == []
+        late = replace(attendance(), child_id=other)
+        [alert] = await processor.handle(batch(late, start=2))
+        assert isinstance(alert, AlertRaised)
+        assert (alert.child_id, alert.rule_id) == (CHILD, "unscheduled_care_with_plan")
+        async with store.engine.connect() as conn:
+            states = await AlertStore(store.engine).load_states(conn, [CHILD, other])
+        assert (states[other].merged_into, states[other].records) == (CHILD, {})
+        assert set(states[CHILD].records) == {"cs:plan-1", "health:ed-1"}

@@ -151,3 +151,53 @@ class TestUnmerge:
         assert evaluate_unmerge(
             survivor, OTHER, rules, now=at(1), calendar=calendar, cause="identity.unmerged:m-9"
         ) == (survivor, [])
+
+
+class TestNestedAndLearned:
+    def test_undoing_an_earlier_merge_gives_back_only_that_childs_part(self, rules, calendar):
+        """A third child was merged into the other before the other was merged into the
+        survivor: undoing that first merge takes back only the third child's records; undoing
+        the second takes back the other's and, through it, the third's."""
+        police, health, school = "northshire-police", "northshire-health", "northshire-primary"
+        third = "ch-0003"
+        survivor, merged = states(
+            rules, calendar, of(CHILD, concern("c-1", at(0), police)),
+            of(OTHER, concern("c-2", at(1), health)),
+        )  # fmt: skip
+        youngest, _ = run(of(third, concern("c-3", at(2), school)), rules, calendar,
+                          state=ChildAlertState(child_id=third))  # fmt: skip
+        middle, _ = evaluate_merge(merged, youngest, rules, now=at(3), calendar=calendar)
+        top, _ = evaluate_merge(survivor, middle, rules, now=at(3), calendar=calendar)
+        assert set(top.records) == {"c-1", "c-2", "c-3"}
+        assert (top.absorbed[third].via, top.absorbed[OTHER].via) == (OTHER, None)
+
+        without_third, _ = evaluate_unmerge(
+            top, third, rules, now=at(4), calendar=calendar, cause="identity.unmerged:m-1"
+        )
+        assert set(without_third.records) == {"c-1", "c-2"}
+        assert set(without_third.absorbed) == {OTHER}
+        # The third child's school came with it, and goes with it: no notice goes there now.
+        assert (top.school, without_third.school) == (school, None)
+        alone, _ = evaluate_unmerge(
+            top, OTHER, rules, now=at(4), calendar=calendar, cause="identity.unmerged:m-2"
+        )
+        assert (set(alone.records), alone.absorbed) == ({"c-1"}, {})
+
+    def test_what_the_survivor_says_itself_after_the_merge_stays(self, rules, calendar):
+        """The other child brought a school and an address; then the survivor's own school
+        and household report them too. Undone, the survivor keeps both as its own."""
+        home = incident("p-1", T0, household_keys=("hh:mill",))
+        survivor, merged = states(rules, calendar, of(CHILD, plan()),
+                                  of(OTHER, school_contact(), home))  # fmt: skip
+        joined, _ = evaluate_merge(survivor, merged, rules, now=at(1), calendar=calendar)
+        own_school = school_contact("school:abs-9", at(2))
+        own_home = incident("p-9", at(3), household_keys=("hh:mill",))
+        learned, _ = run(of(CHILD, own_school, own_home), rules, calendar, state=joined)
+        parted, _ = evaluate_unmerge(
+            learned, OTHER, rules, now=at(4), calendar=calendar, cause="identity.unmerged:m-1"
+        )
+        assert (parted.school, parted.schools["northshire-primary"]) == (
+            "northshire-primary",
+            at(2),
+        )
+        assert parted.household_keys == ("hh:mill",)
