@@ -531,15 +531,17 @@ def evaluate(
     *,
     now: datetime,
     calendar: SchoolCalendar,
+    on_behalf_of: str | None = None,
 ) -> tuple[ChildAlertState, list[EngineOutcome]]:
-    """The state after ``event`` and the alerts it raises or withdraws (pure, deterministic).
+    """The state after ``event`` and the alerts it raises or withdraws (pure, deterministic;
+    ``on_behalf_of``: a merged-in child the event was linked to, see ``fold``).
 
     An occurrence already marked is never raised again (redelivery, restart, replay); one first
     seen more than its rule's ``stale_after`` after it happened is marked but not raised. An
     active alert is withdrawn only when this event supersedes one of the events it rests on
     and the occurrence no longer holds.
     """
-    folded = fold(state, event)
+    folded = fold(state, event, on_behalf_of=on_behalf_of)
     if folded is state:
         return state, []
     full = event.supersedes is not None or event.involvement is not None

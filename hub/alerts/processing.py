@@ -33,7 +33,7 @@ from hub.alerts.escalation import escalations_due
 from hub.alerts.facts import HubEventFacts
 from hub.alerts.model import AlertEscalated, AlertRaised, AlertWithdrawn
 from hub.alerts.rules import AlertRules
-from hub.alerts.state import ChildAlertState
+from hub.alerts.state import ChildAlertState, absorb, give_back, take_back
 from hub.alerts.store import AlertStore
 
 __all__ = ["AlertProcessor", "IdentityChange", "OnCommitted", "Outbox", "PositionedFacts"]
@@ -187,13 +187,19 @@ class AlertProcessor:
                         break
                     continue
                 facts = item.facts
-                top = await self._top(conn, facts.child_id, batch)
-                if top != facts.child_id:  # linked before ingest knew of a merge
+                linked_to = facts.child_id
+                top = await self._top(conn, linked_to, batch)
+                if top != linked_to:  # linked to a merged child: its survivor holds its story
                     facts = replace(facts, child_id=top)
                 for child_id in [facts.child_id, *await self._household(conn, facts, batch)]:
                     state = states.get(child_id) or ChildAlertState(child_id=child_id)
                     new_state, produced = evaluate(
-                        state, facts, self._rules, now=now, calendar=self._calendar
+                        state,
+                        facts,
+                        self._rules,
+                        now=now,
+                        calendar=self._calendar,
+                        on_behalf_of=linked_to if child_id == top != linked_to else None,
                     )
                     if new_state is not state:
                         states[child_id] = changed[child_id] = new_state
@@ -233,23 +239,31 @@ class AlertProcessor:
     ) -> tuple[dict[str, ChildAlertState], list[EngineOutcome]]:
         """The states a merge or un-merge changes, and the alerts it raises or withdraws.
 
-        A merge joins the merged child's state into its survivor's (the survivor's own
-        survivor, if that child has since been merged on) and points the merged child's state
-        at it. An un-merge gives back, from the state that holds it now, what came from the
-        restored child, and points the restored child's state back at itself."""
+        A merge joins the merged child's state into the state that holds its survivor's
+        story now (the survivor's, or that of the child it was merged into since), notes it
+        there as having come through the survivor, and points the merged child at the
+        survivor. An un-merge gives back, from the state that holds the restored child's
+        part now, what came from it (and from children merged into it), and the restored
+        child's state takes back what happened to its part meanwhile."""
         states = batch.states
         await self._load(conn, {change.survivor, change.other} - states.keys(), batch)
-        top = states.get(await self._top(conn, change.survivor, batch))
-        top = top or ChildAlertState(child_id=change.survivor)
+        top_id = await self._top(conn, change.survivor, batch)
+        top = states.get(top_id) or ChildAlertState(child_id=top_id)
+        survivor = states.get(change.survivor) or ChildAlertState(child_id=change.survivor)
         other = states.get(change.other) or ChildAlertState(child_id=change.other)
+        moved: dict[str, ChildAlertState] = {}
         if change.kind == "merged":
-            if other.merged_into is not None:
-                return {}, []  # already merged (a redelivered decision)
+            if other.merged_into is not None or other.child_id == top_id:
+                return {}, []  # already merged (a redelivered decision), or into itself
             new, produced = evaluate_merge(
                 top, other, self._rules, now=now, calendar=self._calendar
             )
-            moved = {new.child_id: new, other.child_id: other.model_copy(
-                update={"merged_into": new.child_id})}  # fmt: skip
+            if top_id != change.survivor:  # the survivor was merged on since: noted via it
+                part = new.absorbed[other.child_id].model_copy(update={"via": change.survivor})
+                new = new.model_copy(update={"absorbed": {**new.absorbed, other.child_id: part}})
+                moved[change.survivor] = absorb(survivor, other)
+            moved[new.child_id] = new
+            moved[other.child_id] = other.model_copy(update={"merged_into": change.survivor})
         else:
             new, produced = evaluate_unmerge(
                 top,
@@ -259,14 +273,16 @@ class AlertProcessor:
                 calendar=self._calendar,
                 cause=f"identity.unmerged:{change.merge_id}",
             )
-            moved = {new.child_id: new}
-            if other.merged_into is not None:
-                moved[other.child_id] = other.model_copy(update={"merged_into": None})
+            moved[new.child_id] = new
+            if top_id != change.survivor:  # the survivor's own state still holds it too
+                moved[change.survivor] = give_back(survivor, change.other)[0]
+            if change.other in top.absorbed:
+                moved[other.child_id] = take_back(other, top)
         log.info(
             "alerts.identity_applied",
             kind=change.kind,
             merge_id=change.merge_id,
-            child_id=top.child_id,
+            child_id=top_id,
             other_child_id=change.other,
             outcomes=len(produced),
         )

@@ -33,6 +33,7 @@ __all__ = [
     "local_date",
     "open_at",
     "open_involvements",
+    "take_back",
 ]
 
 _LONDON = ZoneInfo("Europe/London")
@@ -188,8 +189,14 @@ def _prune(records: dict[str, Record]) -> dict[str, Record]:
     }
 
 
-def fold(state: ChildAlertState, facts: HubEventFacts) -> ChildAlertState:
+def fold(
+    state: ChildAlertState, facts: HubEventFacts, *, on_behalf_of: str | None = None
+) -> ChildAlertState:
     """The state after one event (pure; the same event twice gives the same state).
+
+    ``on_behalf_of`` names a child merged into this one whose id the event was linked to:
+    what it adds is that child's, noted in ``absorbed`` so an un-merge gives it back, rather
+    than this child's own.
 
     Facts about another child count only as a household incident: when they share a household
     key with this child, their contact is kept with ``via_household``; everything else about
@@ -241,7 +248,9 @@ def fold(state: ChildAlertState, facts: HubEventFacts) -> ChildAlertState:
             seen = schools.get(facts.agency_id)
             schools[facts.agency_id] = max(seen, facts.occurred_at) if seen else facts.occurred_at
         keys = tuple(sorted(set(keys) | set(facts.household_keys)))
-        if absorbed:
+        if on_behalf_of is not None and on_behalf_of in absorbed:
+            absorbed = _attributed(state, absorbed, on_behalf_of, facts, records, superseded)
+        elif absorbed:
             absorbed = _learned(absorbed, facts)
     return state.model_copy(
         update={
@@ -252,6 +261,41 @@ def fold(state: ChildAlertState, facts: HubEventFacts) -> ChildAlertState:
             "absorbed": absorbed,
         }
     )
+
+
+def _attributed(
+    state: ChildAlertState,
+    absorbed: dict[str, Absorbed],
+    child_id: str,
+    facts: HubEventFacts,
+    records: dict[str, Record],
+    superseded: dict[str, Supersession],
+) -> dict[str, Absorbed]:
+    """``absorbed`` with what one event of a merged-in child added noted as that child's."""
+    taken = absorbed[child_id]
+    new_records = tuple(k for k in records if k not in state.records and k not in taken.records)
+    new_superseded = tuple(
+        k for k in superseded if k not in state.superseded and k not in taken.superseded
+    )
+    new_keys = tuple(
+        k
+        for k in facts.household_keys
+        if k not in state.household_keys and k not in taken.household_keys
+    )
+    schools = dict(taken.schools)
+    if facts.agency_kind == "schools" and facts.agency_id not in schools:
+        schools[facts.agency_id] = state.schools.get(facts.agency_id)
+    return {
+        **absorbed,
+        child_id: taken.model_copy(
+            update={
+                "records": taken.records + new_records,
+                "superseded": taken.superseded + new_superseded,
+                "household_keys": taken.household_keys + new_keys,
+                "schools": schools,
+            }
+        ),
+    }
 
 
 def _learned(absorbed: dict[str, Absorbed], facts: HubEventFacts) -> dict[str, Absorbed]:
@@ -388,11 +432,21 @@ def absorb(survivor: ChildAlertState, merged: ChildAlertState) -> ChildAlertStat
                 "via": taken.via or merged.child_id,
             }
         )
-    theirs = merged.absorbed.values()
+    for child_id, taken in merged.absorbed.items():
+        absorbed[child_id] = absorbed[child_id].model_copy(
+            update={
+                "marks": tuple(
+                    k
+                    for k in (_rekey(m, survivor.child_id) for m in taken.marks)
+                    if k in added_marks
+                )
+            }
+        )
+    theirs = [absorbed[c] for c in merged.absorbed]
     absorbed[merged.child_id] = Absorbed(
         records=tuple(sorted(added_records - {k for t in theirs for k in t.records})),
         superseded=tuple(sorted(added_superseded - {k for t in theirs for k in t.superseded})),
-        marks=tuple(added_marks),
+        marks=tuple(k for k in added_marks if k not in {m for t in theirs for m in t.marks}),
         household_keys=tuple(sorted(added_keys - {k for t in theirs for k in t.household_keys})),
         schools=before,
     )
@@ -481,3 +535,39 @@ def give_back(survivor: ChildAlertState, restored_id: str) -> tuple[ChildAlertSt
         }
     )
     return state, gone_records
+
+
+def take_back(
+    restored: ChildAlertState, holder: ChildAlertState, *, merged_into: str | None = None
+) -> ChildAlertState:
+    """The restored child's state once an un-merge gives it back from ``holder`` (the state
+    that held its part, as it was before giving it back; pure).
+
+    Its own stored state was left as the merge found it; what happened to its part meanwhile
+    joins it: events linked to it since (now given back), and corrections and retractions of
+    its records made while merged. ``merged_into`` is where it still belongs (a nested part).
+    """
+    parted = _parted(holder.absorbed, restored.child_id)
+    taken = [holder.absorbed[c] for c in parted]
+    ids = set(restored.records) | {k for t in taken for k in t.records}
+    superseded = dict(restored.superseded)
+    superseded.update((k, holder.superseded[k]) for k in ids if k in holder.superseded)
+    records = {k: v for k, v in restored.records.items() if k not in holder.superseded}
+    records.update((k, holder.records[k]) for k in ids if k in holder.records)
+    schools = dict(restored.schools)
+    for record in records.values():
+        if record.agency_kind == "schools" and not record.via_household:
+            seen = schools.get(record.agency_id)
+            schools[record.agency_id] = (
+                max(seen, record.occurred_at) if seen else record.occurred_at
+            )
+    keys = {*restored.household_keys, *(k for t in taken for k in t.household_keys)}
+    return restored.model_copy(
+        update={
+            "records": _prune(records),
+            "superseded": superseded,
+            "schools": schools,
+            "household_keys": tuple(sorted(keys)),
+            "merged_into": merged_into,
+        }
+    )

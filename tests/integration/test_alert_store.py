@@ -790,3 +790,65 @@ class TestMerges:
             states = await AlertStore(store.engine).load_states(conn, [CHILD, other])
         assert (states[other].merged_into, states[other].records) == (CHILD, {})
         assert set(states[CHILD].records) == {"cs:plan-1", "health:ed-1"}
+
+    async def test_what_came_linked_to_the_merged_child_goes_back_with_it(self, store, processor):
+        """While merged, an attendance, an address and a retraction arrive linked to the
+        merged child. The un-merge gives the attendance and the address back (its alert is
+        withdrawn from the survivor) and the restored child keeps the retraction."""
+        other = "ch-0002"
+        early = replace(attendance("health:ed-0", T0 - timedelta(days=20)), child_id=other)
+        await processor.handle(batch(plan(), early))
+        merge = IdentityChange("merged", CHILD, other, "m-1")
+        await processor.handle([PositionedFacts(None, TOPIC, 0, 2, identity=merge)])
+        late = replace(attendance("health:ed-1", T0), child_id=other, household_keys=("hh:b",))
+        undo_early = replace(retraction("health:rtr-0", "health:ed-0"), child_id=other)
+        out = await processor.handle(batch(late, undo_early, start=3))
+        [raised] = [o for o in out if isinstance(o, AlertRaised)]
+        assert raised.child_id == CHILD
+        unmerge = IdentityChange("unmerged", CHILD, other, "m-1")
+        gone = await processor.handle([PositionedFacts(None, TOPIC, 0, 5, identity=unmerge)])
+        assert [g.alert_id for g in gone] == [raised.alert_id]
+        async with store.engine.connect() as conn:
+            states = await AlertStore(store.engine).load_states(conn, [CHILD, other])
+        survivor, restored = states[CHILD], states[other]
+        assert (set(survivor.records), survivor.household_keys) == ({"cs:plan-1"}, ())
+        assert restored.merged_into is None
+        assert set(restored.records) == {"health:ed-1"}  # ed-0 retracted while merged
+        assert restored.superseded["health:ed-0"].retracted
+        assert restored.household_keys == ("hh:b",)
+
+    async def test_merges_into_a_merged_child_and_out_of_one(self, store, processor):
+        """S is merged into T, then X into S: X's part is noted as having come through S, so
+        undoing S from T takes X with it, and X's later events follow S. Undoing X from S
+        then gives X back from S's state. Merging T into a child merged into it: nothing."""
+        s_id, t_id, x_id = "ch-s", "ch-t", "ch-x"
+        police, health = "northshire-police", "northshire-health"
+        await processor.handle(
+            batch(
+                replace(concern("c-s", T0 - timedelta(days=3), police), child_id=s_id),
+                replace(concern("c-t", T0 - timedelta(days=2), police), child_id=t_id),
+                replace(concern("c-x", T0 - timedelta(days=1), health), child_id=x_id),
+            )
+        )
+
+        def change(kind, survivor, other, n):
+            return [PositionedFacts(None, TOPIC, 0, n, identity=IdentityChange(
+                kind, survivor, other, f"m-{n}"))]  # fmt: skip
+
+        await processor.handle(change("merged", t_id, s_id, 3))
+        await processor.handle(change("merged", s_id, x_id, 4))  # T holds S's story now
+        async with store.engine.connect() as conn:
+            st = await AlertStore(store.engine).load_states(conn, [s_id, t_id, x_id])
+        assert set(st[t_id].records) == {"c-s", "c-t", "c-x"}
+        assert (st[t_id].absorbed[x_id].via, st[x_id].merged_into) == (s_id, s_id)
+        assert await processor.handle(change("merged", s_id, t_id, 5)) == []  # into itself
+
+        await processor.handle(change("unmerged", t_id, s_id, 6))
+        async with store.engine.connect() as conn:
+            st = await AlertStore(store.engine).load_states(conn, [s_id, t_id, x_id])
+        assert set(st[t_id].records) == {"c-t"}
+        assert set(st[s_id].records) == {"c-s", "c-x"}  # X went with S
+        await processor.handle(change("unmerged", s_id, x_id, 7))
+        async with store.engine.connect() as conn:
+            st = await AlertStore(store.engine).load_states(conn, [s_id, x_id])
+        assert (set(st[s_id].records), st[x_id].merged_into) == ({"c-s"}, None)

@@ -201,3 +201,20 @@ class TestNestedAndLearned:
             at(2),
         )
         assert parted.household_keys == ("hh:mill",)
+
+    def test_a_nested_childs_own_alert_goes_back_with_it_not_withdrawn(self, rules, calendar):
+        """The third child was alerted of its own attendance before any merge; taken back out
+        of the top survivor, its alert goes with it (still its own), nothing is withdrawn."""
+        third = "ch-0003"
+        health = concern("c-2", at(1), "northshire-health")
+        survivor, merged = states(rules, calendar, of(CHILD, school_contact()), of(OTHER, health))
+        youngest, out = run(of(third, plan(), attendance()), rules, calendar,
+                            state=ChildAlertState(child_id=third))  # fmt: skip
+        [own] = raised(out)
+        middle, _ = evaluate_merge(merged, youngest, rules, now=at(1), calendar=calendar)
+        top, _ = evaluate_merge(survivor, middle, rules, now=at(1), calendar=calendar)
+        assert [m.alert_id for m in top.alerts.values()] == [own.alert_id]
+        parted, outcomes = evaluate_unmerge(
+            top, third, rules, now=at(2), calendar=calendar, cause="identity.unmerged:m-1"
+        )
+        assert (outcomes, parted.alerts) == ([], {})
