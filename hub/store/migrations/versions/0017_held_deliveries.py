@@ -6,6 +6,7 @@ release them), so the ledger gets an index by child and status.
 
 Revision ID: 0017
 Revises: 0016
+Depends on: 0007 (deliveries)
 Create Date: 2026-11-29
 """
 
@@ -14,7 +15,7 @@ from alembic import op
 revision = "0017"
 down_revision = "0016"
 branch_labels = None
-depends_on = None
+depends_on = "0007"
 
 
 def upgrade() -> None:
