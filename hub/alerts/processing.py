@@ -178,32 +178,13 @@ class AlertProcessor:
                 positions[key] = max(positions.get(key, 0), item.offset + 1)
                 if item.identity is not None:
                     moved, produced = await self._identity(conn, item.identity, batch, now)
-                    for child_id, state in moved.items():
-                        states[child_id] = changed[child_id] = state
-                    outcomes += produced
-                if item.facts is None:
-                    if outcomes and n + 1 < end:
-                        end = n + 1  # commit this alert now; the rest follows in the next part
-                        break
-                    continue
-                facts = item.facts
-                linked_to = facts.child_id
-                top = await self._top(conn, linked_to, batch)
-                if top != linked_to:  # linked to a merged child: its survivor holds its story
-                    facts = replace(facts, child_id=top)
-                for child_id in [facts.child_id, *await self._household(conn, facts, batch)]:
-                    state = states.get(child_id) or ChildAlertState(child_id=child_id)
-                    new_state, produced = evaluate(
-                        state,
-                        facts,
-                        self._rules,
-                        now=now,
-                        calendar=self._calendar,
-                        on_behalf_of=linked_to if child_id == top != linked_to else None,
-                    )
-                    if new_state is not state:
-                        states[child_id] = changed[child_id] = new_state
-                    outcomes += produced
+                elif item.facts is not None:
+                    moved, produced = await self._event(conn, item.facts, batch, now)
+                else:
+                    continue  # dead-lettered, or an identity decision the engine ignores
+                for child_id, state in moved.items():
+                    states[child_id] = changed[child_id] = state
+                outcomes += produced
                 if outcomes and n + 1 < end:
                     end = n + 1  # commit this alert now; the rest follows in the next part
                     break
@@ -233,6 +214,33 @@ class AlertProcessor:
                     cause_event_id=outcome.cause_event_id,
                 )
         return outcomes
+
+    async def _event(
+        self, conn: AsyncConnection, facts: HubEventFacts, batch: _Batch, now: datetime
+    ) -> tuple[dict[str, ChildAlertState], list[EngineOutcome]]:
+        """The states one agency event changes (its child's, or the survivor's of a merged
+        child, and the household's it reaches) and the alerts it raises or withdraws."""
+        states = batch.states
+        linked_to = facts.child_id
+        top = await self._top(conn, linked_to, batch)
+        if top != linked_to:  # linked to a merged child: its survivor holds its story
+            facts = replace(facts, child_id=top)
+        moved: dict[str, ChildAlertState] = {}
+        outcomes: list[EngineOutcome] = []
+        for child_id in [facts.child_id, *await self._household(conn, facts, batch)]:
+            state = states.get(child_id) or ChildAlertState(child_id=child_id)
+            new_state, produced = evaluate(
+                state,
+                facts,
+                self._rules,
+                now=now,
+                calendar=self._calendar,
+                on_behalf_of=linked_to if child_id == top != linked_to else None,
+            )
+            if new_state is not state:
+                states[child_id] = moved[child_id] = new_state
+            outcomes += produced
+        return moved, outcomes
 
     async def _identity(
         self, conn: AsyncConnection, change: IdentityChange, batch: _Batch, now: datetime

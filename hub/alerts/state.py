@@ -423,23 +423,14 @@ def absorb(survivor: ChildAlertState, merged: ChildAlertState) -> ChildAlertStat
     absorbed = dict(survivor.absorbed)
     # What came to the merged child from its own merges stays theirs: moved up, via it.
     for child_id, taken in merged.absorbed.items():
+        marks_here = (_rekey(m, survivor.child_id) for m in taken.marks)
         absorbed[child_id] = taken.model_copy(
             update={
                 "records": tuple(k for k in taken.records if k in added_records),
                 "superseded": tuple(k for k in taken.superseded if k in added_superseded),
-                "marks": (),
+                "marks": tuple(k for k in marks_here if k in added_marks),
                 "household_keys": tuple(k for k in taken.household_keys if k in added_keys),
                 "via": taken.via or merged.child_id,
-            }
-        )
-    for child_id, taken in merged.absorbed.items():
-        absorbed[child_id] = absorbed[child_id].model_copy(
-            update={
-                "marks": tuple(
-                    k
-                    for k in (_rekey(m, survivor.child_id) for m in taken.marks)
-                    if k in added_marks
-                )
             }
         )
     theirs = [absorbed[c] for c in merged.absorbed]
@@ -537,15 +528,13 @@ def give_back(survivor: ChildAlertState, restored_id: str) -> tuple[ChildAlertSt
     return state, gone_records
 
 
-def take_back(
-    restored: ChildAlertState, holder: ChildAlertState, *, merged_into: str | None = None
-) -> ChildAlertState:
+def take_back(restored: ChildAlertState, holder: ChildAlertState) -> ChildAlertState:
     """The restored child's state once an un-merge gives it back from ``holder`` (the state
     that held its part, as it was before giving it back; pure).
 
     Its own stored state was left as the merge found it; what happened to its part meanwhile
     joins it: events linked to it since (now given back), and corrections and retractions of
-    its records made while merged. ``merged_into`` is where it still belongs (a nested part).
+    its records made while merged. It is no longer merged into anything.
     """
     parted = _parted(holder.absorbed, restored.child_id)
     taken = [holder.absorbed[c] for c in parted]
@@ -568,6 +557,6 @@ def take_back(
             "superseded": superseded,
             "schools": schools,
             "household_keys": tuple(sorted(keys)),
-            "merged_into": merged_into,
+            "merged_into": None,
         }
     )

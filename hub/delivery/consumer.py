@@ -10,7 +10,6 @@ dead-letters invalid records, and an erased child's events must never leave the 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -26,6 +25,7 @@ from hub.delivery.store import DeliveryStore, StoredDelivery
 from hub.delivery.topics import DeliveryCounts, DeliveryEvent, TopicDeliveryProcessor
 from hub.domain.chronology import MILESTONE_CONTACT_TYPES
 from hub.observability import get_logger
+from hub.periodic import run_every
 from hub.streams.projector import OpenedEvents
 from hub.streams.records import ConsumedRecord
 from hub.streams.wire import IdentityHubEvent, SealedHubEvent
@@ -215,14 +215,11 @@ def _sum(a: DeliveryCounts, b: DeliveryCounts) -> DeliveryCounts:
 async def run_held_releases(consumer: DeliveryConsumer, *, every_seconds: float = 60.0) -> None:
     """Decide again, for ever (cancelled at shutdown), the held deliveries whose delay has
     ended by now; a failure is logged and the sweep goes on at the next tick."""
-    while True:
-        try:
-            await consumer.release(due_by=datetime.now(UTC))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("delivery.held_release_failed")
-        await asyncio.sleep(every_seconds)
+    await run_every(
+        lambda: consumer.release(due_by=datetime.now(UTC)),
+        every_seconds=every_seconds,
+        failed="delivery.held_release_failed",
+    )
 
 
 class _BatchHandler(Protocol):

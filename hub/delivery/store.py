@@ -278,17 +278,19 @@ class DeliveryStore:
     ) -> None:
         """Deliveries this process took that a delay still holds: held again until the new
         time (delivery id, time or None), in the caller's transaction."""
+        if not items:
+            return
         c = deliveries.c
-        for delivery_id, not_before in items:
-            await conn.execute(
-                update(deliveries)
-                .where(c.delivery_id == delivery_id, c.status == DeliveryStatus.pending.value)
-                .values(
-                    status=DeliveryStatus.held.value,
-                    next_attempt_at=_utc(not_before),
-                    updated_at=self._clock(),
-                )
+        stmt = (
+            update(deliveries)
+            .where(c.delivery_id == bindparam("b_id"), c.status == DeliveryStatus.pending.value)
+            .values(
+                status=DeliveryStatus.held.value,
+                next_attempt_at=bindparam("b_at"),
+                updated_at=self._clock(),
             )
+        )
+        await conn.execute(stmt, [{"b_id": i, "b_at": _utc(at)} for i, at in items])
 
     async def withhold_in(
         self, conn: AsyncConnection, delivery_ids: Sequence[str], *, why: str = "Denied"
@@ -313,33 +315,13 @@ class DeliveryStore:
             )
         )
 
-    async def claim(
-        self,
-        *,
-        subscriber_id: str,
-        kind: str,
-        subject_id: str,
-        child_id: str,
-        body: str | None = None,
-        next_attempt_at: datetime | None = None,
-    ) -> StoredDelivery:
-        """The delivery of ``subject_id`` to ``subscriber_id``: created pending if new, else the
-        existing row unchanged (so a redelivered event or alert is handled once)."""
-        item = NewDelivery(subscriber_id, kind, subject_id, child_id, body)
-        found = await self.get(item.delivery_id)
-        if found is None:
-            async with self.engine.begin() as conn:
-                await self.queue_in(conn, [item], due_at=next_attempt_at)
-            found = await self.get(item.delivery_id)
-        assert found is not None
-        return found
-
     async def claim_many(
         self, items: Sequence[tuple[str, str, str, str]]
     ) -> dict[str, StoredDelivery]:
-        """``claim`` for many (subscriber id, kind, subject id, child id) at once, by delivery
-        id: one read and one insert for a whole batch (rows another consumer claimed first
-        stand)."""
+        """The deliveries of (subscriber id, kind, subject id, child id), by delivery id: each
+        created pending if new, else the existing row unchanged (so a redelivered event is
+        handled once); one read and one insert for a whole batch (rows another consumer
+        claimed first stand)."""
         wanted = {d.delivery_id: d for d in (NewDelivery(*item) for item in items)}
         found = await self._get_many(list(wanted))
         missing = [i for i in wanted if i not in found]

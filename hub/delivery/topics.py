@@ -129,11 +129,6 @@ class _Sent:
     future: Any
 
 
-def _same_time(a: datetime | None, b: datetime | None) -> bool:
-    """Whether two release times are the same instant (None: no known time)."""
-    return a == b if a is None or b is None else a.astimezone(UTC) == b.astimezone(UTC)
-
-
 def actor_of(subscriber: Subscriber) -> Actor:
     """The audit actor a subscriber is."""
     request = subscriber.request
@@ -263,7 +258,7 @@ class TopicDeliveryProcessor:
                 audit = True
                 if taken is not None and decision.held:
                     again.append((taken.delivery_id, decision.not_before))
-                    audit = not _same_time(decision.not_before, taken.next_attempt_at)
+                    audit = decision.not_before != taken.next_attempt_at  # aware: instants
                 elif taken is not None:
                     refused.append(taken.delivery_id)
                 elif decision.held and event.sealed_record is not None:

@@ -14,7 +14,6 @@ with its last error class and status code. Rows live in the store, so a restart 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ from hub.governance import Governance
 from hub.governance.audit import AuditAction
 from hub.governance.read_path import prepare_read
 from hub.observability import get_logger
+from hub.periodic import run_every
 from hub.sharing import decide
 
 __all__ = ["AlertDispatcher", "alert_body", "run_webhooks"]
@@ -267,12 +267,4 @@ class AlertDispatcher:
 
 async def run_webhooks(dispatcher: AlertDispatcher, *, every_seconds: float = 1.0) -> None:
     """Attempt due webhook deliveries for ever (cancelled at shutdown); failures are logged."""
-    while True:
-        try:
-            await dispatcher.run_due()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("delivery.run_failed")
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.sleep(every_seconds)
+    await run_every(dispatcher.run_due, every_seconds=every_seconds, failed="delivery.run_failed")

@@ -18,8 +18,6 @@ the date of birth of the child it erased).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -42,6 +40,7 @@ from hub.governance.erasure import ErasedChild, erase_child, leftover_children, 
 from hub.identity.sealing import RecordSealer
 from hub.identity.store import IdentityStore
 from hub.observability import get_logger
+from hub.periodic import run_every
 from hub.store.repository import SqlStore
 from hub.store.schema import children
 from hub.store.times import as_utc
@@ -380,18 +379,14 @@ async def run_retention_periodically(
     With ``dead_letters``, month keys of dead letters older than ``dead_letter_days`` are
     destroyed on each pass too.
     """
-    while True:
-        try:
-            await runner.run()
-            if dead_letters is not None:
-                cutoff = runner.clock().astimezone(UTC).date() - timedelta(days=dead_letter_days)
-                await dead_letters.shred_before(cutoff)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("retention.run_failed")
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.sleep(every_seconds)
+
+    async def step() -> None:
+        await runner.run()
+        if dead_letters is not None:
+            cutoff = runner.clock().astimezone(UTC).date() - timedelta(days=dead_letter_days)
+            await dead_letters.shred_before(cutoff)
+
+    await run_every(step, every_seconds=every_seconds, failed="retention.run_failed")
 
 
 def outcomes_table(outcomes: Iterable[RetentionOutcome]) -> list[dict[str, Any]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Sequence
 
@@ -16,6 +14,7 @@ from hub.alerts.processing import AlertProcessor, IdentityChange, PositionedFact
 from hub.crypto.data_keys import KeyDestroyed, UnknownDataKey
 from hub.crypto.encryption import FieldCipher, FieldDecryptionFailed
 from hub.observability import Metrics, get_logger
+from hub.periodic import run_every
 from hub.streams.records import ConsumedRecord
 from hub.streams.wire import IdentityHubEvent, SealedHubEvent
 
@@ -122,12 +121,6 @@ def _skipped(record: ConsumedRecord, cause: str, *, warn: bool = True) -> None:
 
 async def run_escalations(processor: AlertProcessor, *, every_seconds: float = 30.0) -> None:
     """Take due escalation steps for ever (cancelled at shutdown); a failure is logged, retried."""
-    while True:
-        try:
-            await processor.escalate()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("alerts.escalation_failed")
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.sleep(every_seconds)
+    await run_every(
+        processor.escalate, every_seconds=every_seconds, failed="alerts.escalation_failed"
+    )

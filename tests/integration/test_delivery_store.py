@@ -15,6 +15,7 @@ from hub.delivery.store import (
     DeliveryStatus,
     DeliveryStore,
     HeldDelivery,
+    NewDelivery,
     delivery_id_for,
 )
 from hub.store.db import create_engine, migrate
@@ -54,15 +55,11 @@ async def store(
 
 
 async def hook(store: DeliveryStore, subject: str = "al-1") -> str:
-    row = await store.claim(
-        subscriber_id="hook",
-        kind="webhook",
-        subject_id=subject,
-        child_id="child-1",
-        body='{"a":1}',
-        next_attempt_at=T0,
-    )
-    return row.delivery_id
+    """An alert's webhook queued as the alert processor's outbox queues it (due at T0)."""
+    item = NewDelivery("hook", "webhook", subject, "child-1", '{"a":1}')
+    async with store.engine.begin() as conn:
+        await store.queue_in(conn, [item], due_at=T0)
+    return item.delivery_id
 
 
 class TestClaim:
@@ -78,9 +75,7 @@ class TestClaim:
     async def test_other_subscriber_is_another_delivery(self, store: DeliveryStore) -> None:
         """The same event to two subscribers is two deliveries."""
         await hook(store)
-        other = await store.claim(
-            subscriber_id="school", kind="topic", subject_id="al-1", child_id="child-1"
-        )
+        [other] = (await store.claim_many([("school", "topic", "al-1", "child-1")])).values()
         assert other.delivery_id == delivery_id_for("school", "al-1")
         assert len(await store.listing()) == 2
 
